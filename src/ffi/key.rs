@@ -1,0 +1,45 @@
+//! `fstore_key` and `fstore_lock_key`.
+
+use std::ffi::c_char;
+
+use super::boundary::{arg, arg_mut, boundary, str_arg, OK};
+use super::{fstore_error, fstore_status};
+use crate::key::{lock_key, Key};
+use crate::error::Result;
+
+/// The five parts of a cache key. Strings are NUL-terminated UTF-8; a symbol
+/// or feature set is 1 to 1,024 bytes. Dates are days since 1970-01-01 (Arrow
+/// date32), `end_date >= start_date`. `config` is JSON text (NULL or empty
+/// means `{}`), canonicalised (RFC 8785) so that equal configs name one entry.
+#[repr(C)]
+pub struct fstore_key {
+    pub feature_set: *const c_char,
+    pub symbol: *const c_char,
+    pub start_date: i32,
+    pub end_date: i32,
+    pub config: *const c_char,
+}
+
+pub(crate) unsafe fn key_arg(key: *const fstore_key) -> Result<Key> {
+    let key = arg(key, "key")?;
+    let config = if key.config.is_null() { "" } else { str_arg(key.config, "key.config")? };
+    Ok(Key {
+        feature_set: str_arg(key.feature_set, "key.feature_set")?.to_string(),
+        symbol: str_arg(key.symbol, "key.symbol")?.to_string(),
+        start_date: key.start_date,
+        end_date: key.end_date,
+        config: config.to_string(),
+    })
+}
+
+/// The advisory lock key of `symbol`: the first 8 bytes of SHA-256 over its
+/// UTF-8 bytes as a big-endian signed 64-bit integer.
+#[no_mangle]
+pub unsafe extern "C" fn fstore_lock_key(symbol: *const c_char, out: *mut i64, error: *mut fstore_error) -> fstore_status {
+    boundary(error, || {
+        let symbol = str_arg(symbol, "symbol")?;
+        let out = arg_mut(out, "out")?;
+        *out = lock_key(symbol)?;
+        OK
+    })
+}

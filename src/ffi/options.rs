@@ -1,0 +1,59 @@
+//! `fstore_options`: named settings for opening a store.
+
+use std::ffi::c_char;
+
+use super::boundary::{arg_mut, boundary, str_arg, OK};
+use super::{fstore_error, fstore_status};
+use crate::options::Options;
+
+/// Options for `fstore_store_open`. Not thread-safe.
+pub struct fstore_options {
+    pub(crate) options: Options,
+}
+
+/// A new set of default options. Free with `fstore_options_free`.
+#[no_mangle]
+pub extern "C" fn fstore_options_new() -> *mut fstore_options {
+    Box::into_raw(Box::new(fstore_options { options: Options::default() }))
+}
+
+/// Sets option `key` to `value`. Unknown keys and bad values return
+/// FSTORE_STATUS_INVALID_ARGUMENT and leave the options unchanged. Keys:
+/// - `cache_dir`: default `$FSTORE_CACHE_DIR`, else `~/.feature_cache`
+/// - `lock.granularity`: `symbol` (default) or `entry`
+/// - `lock.cross_process`: `true` (default) or `false`
+/// - `lock.namespace`: mixed into every lock key (default empty)
+/// - `wait.timeout_ms`: longest wait for another's compute (default 600000)
+/// - `verify_checksums`: `true` (default) or `false`
+/// - `manifest`: `auto` (default), `postgres` or `duckdb`
+/// - `postgres.dsn`, or `postgres.host`, `.port`, `.database`, `.user`,
+///   `.password` (default: `PG_MANIFEST_DSN`, or `PG_HOST`, `PG_PORT`, ...)
+/// - `postgres.pool_min` (2), `postgres.pool_max` (16),
+///   `postgres.connect_timeout_ms` (5000)
+/// - `postgres.schema` (`fstore`), `postgres.auto_migrate` (`true`)
+#[no_mangle]
+pub unsafe extern "C" fn fstore_options_set(
+    options: *mut fstore_options,
+    key: *const c_char,
+    value: *const c_char,
+    error: *mut fstore_error,
+) -> fstore_status {
+    boundary(error, || {
+        let options = arg_mut(options, "options")?;
+        let key = str_arg(key, "key")?;
+        let value = str_arg(value, "value")?;
+        options.options.set(key, value)?;
+        OK
+    })
+}
+
+/// Frees `*options` (NULL allowed) and sets it to NULL.
+#[no_mangle]
+pub unsafe extern "C" fn fstore_options_free(options: *mut *mut fstore_options) {
+    if let Some(slot) = options.as_mut() {
+        if !slot.is_null() {
+            drop(Box::from_raw(*slot));
+            *slot = std::ptr::null_mut();
+        }
+    }
+}

@@ -1,0 +1,467 @@
+//! `fstore_store`: the store handle and its calls.
+
+use std::ffi::{c_char, c_void};
+
+use arrow::ffi_stream::FFI_ArrowArrayStream;
+use arrow::record_batch::RecordBatchReader;
+
+use super::boundary::{arg, arg_mut, boundary, OK};
+use super::error::take_message;
+use super::key::{fstore_key, key_arg};
+use super::options::fstore_options;
+use super::request::fstore_request;
+use super::stream::{export, import, take};
+use super::{fstore_error, fstore_status, FSTORE_STATUS_OK};
+use std::time::Duration;
+
+use crate::error::{Error, Result, Status};
+use crate::key::Key;
+use crate::maintenance::MaintainOptions;
+use crate::manifest::Backend;
+use crate::request::Request;
+use crate::store::{describe, Store};
+
+/// An open store. Thread-safe: share one handle between threads. Not usable
+/// in a child after fork(): calls there return FSTORE_STATUS_INVALID_STATE.
+pub struct fstore_store {
+    store: Store,
+    /// `Store::warnings` joined, kept for `fstore_store_warnings`.
+    warnings: Option<std::ffi::CString>,
+}
+
+/// Counters since the store was opened.
+#[repr(C)]
+#[derive(Default)]
+pub struct fstore_stats {
+    /// Calls answered from an existing entry without waiting.
+    pub hits: u64,
+    /// Calls that found no entry at first look.
+    pub misses: u64,
+    /// Compute callbacks run.
+    pub computes: u64,
+    /// Compute callbacks that failed or produced invalid data.
+    pub compute_failures: u64,
+    /// Calls that waited for another caller's compute.
+    pub waits: u64,
+    /// Calls that gave up waiting.
+    pub timeouts: u64,
+    pub cancellations: u64,
+    pub bytes_written: u64,
+    pub bytes_read: u64,
+}
+
+/// Computes the data of `key` into `out` and returns FSTORE_STATUS_OK, or
+/// returns another status (optionally describing it with `fstore_error_set`).
+/// Runs on the thread that called `fstore_store_get_or_compute`.
+pub type fstore_compute_fn = Option<
+    unsafe extern "C" fn(
+        userdata: *mut c_void,
+        key: *const fstore_key,
+        out: *mut FFI_ArrowArrayStream,
+        error: *mut fstore_error,
+    ) -> fstore_status,
+>;
+
+/// Opens the store that `options` describe (NULL: all defaults) into `*out`.
+#[no_mangle]
+pub unsafe extern "C" fn fstore_store_open(
+    options: *const fstore_options,
+    out: *mut *mut fstore_store,
+    error: *mut fstore_error,
+) -> fstore_status {
+    boundary(error, || {
+        let out = arg_mut(out, "out")?;
+        let options = options.as_ref().map(|o| o.options.clone()).unwrap_or_default();
+        let store = Store::open(options)?;
+        let warnings = (!store.warnings().is_empty()).then(|| super::error::to_c_string(&store.warnings().join("\n")));
+        *out = Box::into_raw(Box::new(fstore_store { store, warnings }));
+        OK
+    })
+}
+
+/// Closes `*store` (NULL allowed), flushing its manifest, and sets it to NULL.
+/// Use `fstore_store_flush` first to learn whether the manifest is complete.
+#[no_mangle]
+pub unsafe extern "C" fn fstore_store_close(store: *mut *mut fstore_store) {
+    if let Some(slot) = store.as_mut() {
+        if !slot.is_null() {
+            let handle = Box::from_raw(*slot);
+            *slot = std::ptr::null_mut();
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(handle)));
+        }
+    }
+}
+
+unsafe fn request_arg<'a>(request: *const fstore_request, default: &'a Request) -> &'a Request {
+    request.as_ref().map(|r| &r.request).unwrap_or(default)
+}
+
+/// Reads the entry of `key` into `out`. FSTORE_STATUS_NOT_FOUND (with no
+/// message) when there is none. Never computes, never waits. `request` may be NULL.
+#[no_mangle]
+pub unsafe extern "C" fn fstore_store_get(
+    store: *const fstore_store,
+    key: *const fstore_key,
+    request: *const fstore_request,
+    out: *mut FFI_ArrowArrayStream,
+    error: *mut fstore_error,
+) -> fstore_status {
+    boundary(error, || {
+        let store = &arg(store, "store")?.store;
+        let key = key_arg(key)?;
+        arg_mut(out, "out")?;
+        let default = Request::new();
+        match store.get(&key, request_arg(request, &default))? {
+            Some(data) => {
+                export(data, out);
+                OK
+            }
+            None => Ok(Status::NotFound),
+        }
+    })
+}
+
+/// Reads the entry of `key` into `out`, computing it with `compute` first if
+/// there is none. Exactly one caller per entry (across threads, and across
+/// processes sharing the cache) runs `compute`; the others wait, bounded by
+/// the request's timeout and cancellable through it, and then receive the
+/// same data or the same error. A failed compute stores nothing.
+#[no_mangle]
+pub unsafe extern "C" fn fstore_store_get_or_compute(
+    store: *const fstore_store,
+    key: *const fstore_key,
+    request: *const fstore_request,
+    compute: fstore_compute_fn,
+    userdata: *mut c_void,
+    out: *mut FFI_ArrowArrayStream,
+    error: *mut fstore_error,
+) -> fstore_status {
+    boundary(error, || {
+        let store = &arg(store, "store")?.store;
+        let rust_key = key_arg(key)?;
+        arg_mut(out, "out")?;
+        let compute = compute.ok_or_else(|| Error::invalid_argument("compute is NULL"))?;
+        let default = Request::new();
+        let data = store.get_or_compute(&rust_key, request_arg(request, &default), |k: &Key| {
+            run_callback(compute, userdata, key, k)
+        })?;
+        export(data, out);
+        OK
+    })
+}
+
+unsafe fn run_callback(
+    compute: unsafe extern "C" fn(*mut c_void, *const fstore_key, *mut FFI_ArrowArrayStream, *mut fstore_error) -> fstore_status,
+    userdata: *mut c_void,
+    c_key: *const fstore_key,
+    key: &Key,
+) -> Result<Box<dyn RecordBatchReader>> {
+    let mut stream = FFI_ArrowArrayStream::empty();
+    let mut callback_error = fstore_error::empty();
+    let status = compute(userdata, c_key, &mut stream, &mut callback_error);
+    let message = take_message(&mut callback_error);
+    if status != FSTORE_STATUS_OK {
+        drop(stream); // releases whatever the callback left there
+        let why = message.unwrap_or_else(|| "no message".into());
+        return Err(Error::new(
+            Status::CallbackFailed,
+            format!("compute callback for {} failed with status {status}: {why}", describe(key)),
+        ));
+    }
+    let reader = import(stream, "the stream the compute callback returned")?;
+    Ok(Box::new(reader))
+}
+
+/// Stores the data of `in` as the entry of `key`, replacing any. Takes
+/// ownership of `*in` in every case (it is released on return).
+#[no_mangle]
+pub unsafe extern "C" fn fstore_store_put(
+    store: *const fstore_store,
+    key: *const fstore_key,
+    in_: *mut FFI_ArrowArrayStream,
+    error: *mut fstore_error,
+) -> fstore_status {
+    boundary(error, || {
+        let stream = take(arg_mut(in_, "in")?);
+        let store = &arg(store, "store")?.store;
+        let key = key_arg(key)?;
+        let mut reader = import(stream, "the input stream")?;
+        store.put(&key, &mut reader)?;
+        OK
+    })
+}
+
+/// Removes the entry of `key`; FSTORE_STATUS_NOT_FOUND if there was none.
+#[no_mangle]
+pub unsafe extern "C" fn fstore_store_invalidate(
+    store: *const fstore_store,
+    key: *const fstore_key,
+    error: *mut fstore_error,
+) -> fstore_status {
+    boundary(error, || {
+        let store = &arg(store, "store")?.store;
+        let key = key_arg(key)?;
+        match store.invalidate(&key) {
+            Err(e) if e.status() == Status::NotFound => Ok(Status::NotFound),
+            other => other.map(|_| Status::Ok),
+        }
+    })
+}
+
+/// Sets `*out` to whether a complete entry of `key` exists.
+#[no_mangle]
+pub unsafe extern "C" fn fstore_store_contains(
+    store: *const fstore_store,
+    key: *const fstore_key,
+    out: *mut bool,
+    error: *mut fstore_error,
+) -> fstore_status {
+    boundary(error, || {
+        let store = &arg(store, "store")?.store;
+        let key = key_arg(key)?;
+        let out = arg_mut(out, "out")?;
+        *out = store.contains(&key)?;
+        OK
+    })
+}
+
+/// Copies the store's counters into `*out`.
+#[no_mangle]
+pub unsafe extern "C" fn fstore_store_stats(
+    store: *const fstore_store,
+    out: *mut fstore_stats,
+    error: *mut fstore_error,
+) -> fstore_status {
+    boundary(error, || {
+        let store = &arg(store, "store")?.store;
+        let out = arg_mut(out, "out")?;
+        let s = store.stats();
+        *out = fstore_stats {
+            hits: s.hits,
+            misses: s.misses,
+            computes: s.computes,
+            compute_failures: s.compute_failures,
+            waits: s.waits,
+            timeouts: s.timeouts,
+            cancellations: s.cancellations,
+            bytes_written: s.bytes_written,
+            bytes_read: s.bytes_read,
+        };
+        OK
+    })
+}
+
+/// Reads the manifest (one row per entry) into `out`.
+#[no_mangle]
+pub unsafe extern "C" fn fstore_store_list(
+    store: *const fstore_store,
+    out: *mut FFI_ArrowArrayStream,
+    error: *mut fstore_error,
+) -> fstore_status {
+    boundary(error, || {
+        let store = &arg(store, "store")?.store;
+        arg_mut(out, "out")?;
+        export(store.entries()?, out);
+        OK
+    })
+}
+
+/// Waits until the manifest records every entry published so far; reports a
+/// manifest failure since the last flush.
+#[no_mangle]
+pub unsafe extern "C" fn fstore_store_flush(store: *const fstore_store, error: *mut fstore_error) -> fstore_status {
+    boundary(error, || {
+        arg(store, "store")?.store.flush()?;
+        OK
+    })
+}
+
+/// The manifest backend in use: "postgres" or "duckdb" (which also decides
+/// how processes lock). Static; do not free. NULL for a NULL store.
+#[no_mangle]
+pub unsafe extern "C" fn fstore_store_manifest_backend(store: *const fstore_store) -> *const c_char {
+    match store.as_ref().map(|s| s.store.manifest_backend()) {
+        Some(Backend::Postgres) => c"postgres".as_ptr(),
+        Some(Backend::DuckDb) => c"duckdb".as_ptr(),
+        None => std::ptr::null(),
+    }
+}
+
+/// Warnings from opening the store (one per line), such as a fallback from
+/// PostgreSQL to the embedded manifest and why; NULL when there were none.
+/// Owned by the store: valid until it is closed.
+#[no_mangle]
+pub unsafe extern "C" fn fstore_store_warnings(store: *const fstore_store) -> *const c_char {
+    store.as_ref().and_then(|s| s.warnings.as_ref()).map_or(std::ptr::null(), |w| w.as_ptr())
+}
+
+/// Connection pool figures.
+#[repr(C)]
+#[derive(Default)]
+pub struct fstore_pool_stats {
+    /// Connections open, idle or in use.
+    pub size: u32,
+    pub idle: u32,
+    pub in_use: u32,
+    /// Check-outs that had to wait for a connection.
+    pub waits: u64,
+}
+
+/// Copies the PostgreSQL pool's figures into `*out`; FSTORE_STATUS_NOT_FOUND
+/// (no message) when the store does not use PostgreSQL.
+#[no_mangle]
+pub unsafe extern "C" fn fstore_store_pool_stats(
+    store: *const fstore_store,
+    out: *mut fstore_pool_stats,
+    error: *mut fstore_error,
+) -> fstore_status {
+    boundary(error, || {
+        let store = &arg(store, "store")?.store;
+        let out = arg_mut(out, "out")?;
+        match store.pool_stats() {
+            Some(p) => {
+                *out = fstore_pool_stats { size: p.size, idle: p.idle, in_use: p.in_use, waits: p.waits };
+                OK
+            }
+            None => Ok(Status::NotFound),
+        }
+    })
+}
+
+/// Advisory locks in the manifest's database, from `pg_locks`.
+#[repr(C)]
+#[derive(Default)]
+pub struct fstore_lock_stats {
+    pub held: u64,
+    pub waiting: u64,
+}
+
+/// Copies the advisory-lock figures into `*out`; FSTORE_STATUS_NOT_FOUND
+/// (no message) when the store does not use PostgreSQL.
+#[no_mangle]
+pub unsafe extern "C" fn fstore_store_lock_stats(
+    store: *const fstore_store,
+    out: *mut fstore_lock_stats,
+    error: *mut fstore_error,
+) -> fstore_status {
+    boundary(error, || {
+        let store = &arg(store, "store")?.store;
+        let out = arg_mut(out, "out")?;
+        match store.lock_stats()? {
+            Some(l) => {
+                *out = fstore_lock_stats { held: l.held, waiting: l.waiting };
+                OK
+            }
+            None => Ok(Status::NotFound),
+        }
+    })
+}
+
+/// Reads entries, rows, bytes and age per feature set and symbol into `out`.
+#[no_mangle]
+pub unsafe extern "C" fn fstore_store_summary(
+    store: *const fstore_store,
+    out: *mut FFI_ArrowArrayStream,
+    error: *mut fstore_error,
+) -> fstore_status {
+    boundary(error, || {
+        let store = &arg(store, "store")?.store;
+        arg_mut(out, "out")?;
+        export(store.summary()?, out);
+        OK
+    })
+}
+
+/// What `fstore_store_maintain` removes.
+#[repr(C)]
+pub struct fstore_maintain_options {
+    /// Remove entries created longer ago than this; negative keeps them all.
+    pub max_age_ms: i64,
+    /// Never remove a file modified more recently than this (at least 0).
+    pub grace_ms: i64,
+    /// Count, but remove nothing.
+    pub dry_run: bool,
+}
+
+/// What `fstore_store_maintain` removed (or would have, in a dry run).
+#[repr(C)]
+#[derive(Default)]
+pub struct fstore_maintain_report {
+    pub expired_entries: u64,
+    pub rows_without_file: u64,
+    pub files_without_row: u64,
+    pub temp_files: u64,
+    pub bytes_freed: u64,
+}
+
+/// Removes expired entries, manifest rows whose file is gone, entry files no
+/// row points to and stale temporary files; nothing younger than the grace
+/// period. `options` NULL: nothing expires, one hour of grace.
+#[no_mangle]
+pub unsafe extern "C" fn fstore_store_maintain(
+    store: *const fstore_store,
+    options: *const fstore_maintain_options,
+    out: *mut fstore_maintain_report,
+    error: *mut fstore_error,
+) -> fstore_status {
+    boundary(error, || {
+        let store = &arg(store, "store")?.store;
+        let out = arg_mut(out, "out")?;
+        let mut settings = MaintainOptions::default();
+        if let Some(o) = options.as_ref() {
+            if o.grace_ms < 0 {
+                return Err(Error::invalid_argument(format!("grace_ms is negative ({})", o.grace_ms)));
+            }
+            settings.max_age = u64::try_from(o.max_age_ms).ok().map(Duration::from_millis);
+            settings.grace = Duration::from_millis(o.grace_ms as u64);
+            settings.dry_run = o.dry_run;
+        }
+        let r = store.maintain(&settings)?;
+        *out = fstore_maintain_report {
+            expired_entries: r.expired_entries,
+            rows_without_file: r.rows_without_file,
+            files_without_row: r.files_without_row,
+            temp_files: r.temp_files,
+            bytes_freed: r.bytes_freed,
+        };
+        OK
+    })
+}
+
+/// What `fstore_migrate_manifest` did.
+#[repr(C)]
+#[derive(Default)]
+pub struct fstore_migration_report {
+    pub rows_read: u64,
+    pub inserted: u64,
+    pub already_present: u64,
+}
+
+/// Creates or upgrades libfstore's PostgreSQL schema, for deployments whose
+/// workers run with `postgres.auto_migrate=false`.
+#[no_mangle]
+pub unsafe extern "C" fn fstore_migrate_schema(options: *const fstore_options, error: *mut fstore_error) -> fstore_status {
+    boundary(error, || {
+        let options = arg(options, "options")?;
+        crate::migration::migrate_schema(&options.options)?;
+        OK
+    })
+}
+
+/// Copies the embedded DuckDB manifest of `options`' cache directory into
+/// PostgreSQL (backing the DuckDB file up first). Idempotent; safe while
+/// workers run.
+#[no_mangle]
+pub unsafe extern "C" fn fstore_migrate_manifest(
+    options: *const fstore_options,
+    out: *mut fstore_migration_report,
+    error: *mut fstore_error,
+) -> fstore_status {
+    boundary(error, || {
+        let options = arg(options, "options")?;
+        let out = arg_mut(out, "out")?;
+        let r = crate::migration::migrate_manifest(&options.options)?;
+        *out = fstore_migration_report { rows_read: r.rows_read, inserted: r.inserted, already_present: r.already_present };
+        OK
+    })
+}

@@ -1,0 +1,140 @@
+//! The manifest: an index of entries (listing, statistics, maintenance,
+//! migration). Never on the hit path: a file is published before its row, so
+//! the file is the truth and the manifest may briefly lag behind it.
+
+mod duckdb;
+mod postgres;
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Date32Array, StringArray, TimestampMicrosecondArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::record_batch::RecordBatch;
+
+pub(crate) use self::duckdb::DuckDbManifest;
+pub(crate) use self::postgres::PostgresManifest;
+use crate::data::Data;
+use crate::error::{Error, Result};
+
+/// One manifest row: an entry and where its file is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ManifestRow {
+    pub entry_id: String,
+    pub feature_set: String,
+    pub symbol: String,
+    pub start_date: i32,
+    pub end_date: i32,
+    /// Canonical (RFC 8785) config JSON.
+    pub config: String,
+    /// Relative to the cache directory, so hosts may mount it anywhere.
+    pub path: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub checksum: String,
+    /// Microseconds since the Unix epoch.
+    pub created_at_us: i64,
+}
+
+/// Where the manifest lives.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    DuckDb,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::DuckDb => "duckdb",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+pub(crate) trait Manifest: Send + Sync {
+    fn backend(&self) -> Backend;
+    /// Records (or replaces) a row. May be applied asynchronously; `flush` waits.
+    fn record(&self, row: ManifestRow) -> Result<()>;
+    fn remove(&self, entry_ids: &[String]) -> Result<()>;
+    /// Every row, after a flush.
+    fn rows(&self) -> Result<Vec<ManifestRow>>;
+    fn flush(&self) -> Result<()>;
+    /// Flushes and stops background work. Not called in a forked child.
+    fn shutdown(&self) -> Result<()>;
+}
+
+/// The schema of `Store::entries`, the same for every backend.
+pub(crate) fn rows_to_arrow(rows: &[ManifestRow]) -> Result<Data> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("entry_id", DataType::Utf8, false),
+        Field::new("feature_set", DataType::Utf8, false),
+        Field::new("symbol", DataType::Utf8, false),
+        Field::new("start_date", DataType::Date32, false),
+        Field::new("end_date", DataType::Date32, false),
+        Field::new("config", DataType::Utf8, false),
+        Field::new("path", DataType::Utf8, false),
+        Field::new("rows", DataType::UInt64, false),
+        Field::new("bytes", DataType::UInt64, false),
+        Field::new("checksum", DataType::Utf8, false),
+        Field::new("created_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+    ]));
+    let strings = |f: fn(&ManifestRow) -> &str| -> ArrayRef { Arc::new(StringArray::from_iter_values(rows.iter().map(f))) };
+    let columns: Vec<ArrayRef> = vec![
+        strings(|r| r.entry_id.as_str()),
+        strings(|r| r.feature_set.as_str()),
+        strings(|r| r.symbol.as_str()),
+        Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| r.start_date))),
+        Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| r.end_date))),
+        strings(|r| r.config.as_str()),
+        strings(|r| r.path.as_str()),
+        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.rows))),
+        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.bytes))),
+        strings(|r| r.checksum.as_str()),
+        Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.created_at_us)).with_timezone("UTC")),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::internal(e.to_string()))?;
+    Ok(Data { schema, batches: vec![batch] })
+}
+
+/// Entries, rows and bytes per (feature set, symbol), from the manifest.
+pub(crate) fn summary(rows: &[ManifestRow]) -> Result<Data> {
+    let mut groups: std::collections::BTreeMap<(&str, &str), (u64, u64, u64, i64, i64)> = Default::default();
+    for r in rows {
+        let g = groups.entry((r.feature_set.as_str(), r.symbol.as_str())).or_insert((0, 0, 0, i64::MAX, i64::MIN));
+        g.0 += 1;
+        g.1 += r.rows;
+        g.2 += r.bytes;
+        g.3 = g.3.min(r.created_at_us);
+        g.4 = g.4.max(r.created_at_us);
+    }
+    let ts = || DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("feature_set", DataType::Utf8, false),
+        Field::new("symbol", DataType::Utf8, false),
+        Field::new("entries", DataType::UInt64, false),
+        Field::new("rows", DataType::UInt64, false),
+        Field::new("bytes", DataType::UInt64, false),
+        Field::new("oldest", ts(), false),
+        Field::new("newest", ts(), false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(groups.keys().map(|k| k.0))),
+        Arc::new(StringArray::from_iter_values(groups.keys().map(|k| k.1))),
+        Arc::new(UInt64Array::from_iter_values(groups.values().map(|g| g.0))),
+        Arc::new(UInt64Array::from_iter_values(groups.values().map(|g| g.1))),
+        Arc::new(UInt64Array::from_iter_values(groups.values().map(|g| g.2))),
+        Arc::new(TimestampMicrosecondArray::from_iter_values(groups.values().map(|g| g.3)).with_timezone("UTC")),
+        Arc::new(TimestampMicrosecondArray::from_iter_values(groups.values().map(|g| g.4)).with_timezone("UTC")),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::internal(e.to_string()))?;
+    Ok(Data { schema, batches: vec![batch] })
+}
+
+pub(crate) fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+pub(crate) use self::duckdb::copy_rows_out_of as duckdb_rows_for_migration;

@@ -1,0 +1,241 @@
+//! The PostgreSQL manifest, and its schema migrations.
+
+use std::sync::Arc;
+
+use super::{Backend, Manifest, ManifestRow};
+use crate::error::{Error, Result};
+use crate::key::lock_key;
+use crate::pg::{pg_error, PgPool};
+
+/// Schema versions, each applied once, in order, under an advisory lock.
+/// `{s}` stands for the (validated) schema name.
+const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    "CREATE TABLE {s}.entries (
+         entry_id    text PRIMARY KEY,
+         feature_set text NOT NULL,
+         symbol      text NOT NULL,
+         start_date  date NOT NULL,
+         end_date    date NOT NULL,
+         config      text NOT NULL,
+         path        text NOT NULL,
+         rows        bigint NOT NULL,
+         bytes       bigint NOT NULL,
+         checksum    text NOT NULL,
+         created_at  timestamptz NOT NULL
+     );
+     CREATE INDEX entries_symbol_dates ON {s}.entries (symbol, start_date, end_date);
+     CREATE INDEX entries_feature_set ON {s}.entries (feature_set);
+     CREATE INDEX entries_created_at ON {s}.entries (created_at);",
+)];
+
+pub(crate) const LATEST_SCHEMA_VERSION: i32 = 1;
+
+pub(crate) struct PostgresManifest {
+    pool: Arc<PgPool>,
+    schema: String,
+}
+
+impl PostgresManifest {
+    /// `schema` must have passed `options::check_identifier`.
+    pub fn open(pool: Arc<PgPool>, schema: &str, auto_migrate: bool) -> Result<Self> {
+        let manifest = Self::unchecked(pool, schema);
+        if auto_migrate {
+            manifest.migrate()?;
+        } else {
+            manifest.check_version()?;
+        }
+        Ok(manifest)
+    }
+
+    /// A manifest whose schema version has not been checked: for migrating it.
+    pub fn unchecked(pool: Arc<PgPool>, schema: &str) -> Self {
+        PostgresManifest { pool, schema: schema.to_string() }
+    }
+
+    /// Creates or upgrades the schema; safe when many processes start at
+    /// once. Returns the versions applied.
+    pub fn migrate(&self) -> Result<Vec<i32>> {
+        let target = self.pool.target();
+        let fail = |what: &str| {
+            let what = what.to_string();
+            move |e: postgres::Error| pg_error(target, &what, &e)
+        };
+        let mut conn = self.pool.get()?;
+        let mut tx = conn.transaction().map_err(fail("cannot begin the migration"))?;
+        let migration_lock = lock_key(&format!("libfstore schema {}", self.schema))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&migration_lock]).map_err(fail("cannot take the migration lock"))?;
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {s};
+             CREATE TABLE IF NOT EXISTS {s}.schema_version (
+                 version integer PRIMARY KEY,
+                 applied_at timestamptz NOT NULL DEFAULT now());",
+            s = self.schema
+        ))
+        .map_err(fail(&format!("cannot create schema {}", self.schema)))?;
+        let current: i32 = tx
+            .query_one(format!("SELECT coalesce(max(version), 0) FROM {}.schema_version", self.schema).as_str(), &[])
+            .map_err(fail("cannot read the schema version"))?
+            .get(0);
+        self.refuse_newer(current)?;
+        let mut applied = Vec::new();
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            tx.batch_execute(&sql.replace("{s}", &self.schema)).map_err(fail(&format!("schema migration {version} failed")))?;
+            tx.execute(format!("INSERT INTO {}.schema_version (version) VALUES ($1)", self.schema).as_str(), &[version])
+                .map_err(fail("cannot record the schema version"))?;
+            applied.push(*version);
+        }
+        tx.commit().map_err(fail("cannot commit the migration"))?;
+        Ok(applied)
+    }
+
+    fn check_version(&self) -> Result<()> {
+        let target = self.pool.target();
+        let mut conn = self.pool.get()?;
+        let table = format!("{}.schema_version", self.schema);
+        let exists: bool = conn
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+            .map_err(|e| pg_error(target, "cannot look for the schema", &e))?
+            .get(0);
+        let current: i32 = if exists {
+            conn.query_one(format!("SELECT coalesce(max(version), 0) FROM {table}").as_str(), &[])
+                .map_err(|e| pg_error(target, "cannot read the schema version", &e))?
+                .get(0)
+        } else {
+            0
+        };
+        self.refuse_newer(current)?;
+        if current < LATEST_SCHEMA_VERSION {
+            return Err(Error::invalid_state(format!(
+                "PostgreSQL schema {} is at version {current}, this libfstore needs {LATEST_SCHEMA_VERSION}, and \
+                 postgres.auto_migrate is off: run the migrate step (fstore_migrate_schema or `fstore-admin migrate-schema`) \
+                 with a role that may create tables",
+                self.schema
+            )));
+        }
+        Ok(())
+    }
+
+    fn refuse_newer(&self, current: i32) -> Result<()> {
+        if current > LATEST_SCHEMA_VERSION {
+            return Err(Error::invalid_state(format!(
+                "PostgreSQL schema {} is at version {current}, newer than this libfstore ({LATEST_SCHEMA_VERSION}): upgrade libfstore",
+                self.schema
+            )));
+        }
+        Ok(())
+    }
+
+    /// Inserts rows that are not there yet; returns how many were inserted.
+    pub fn insert_missing(&self, rows: &[ManifestRow]) -> Result<u64> {
+        let mut conn = self.pool.get()?;
+        let mut tx = conn.transaction().map_err(|e| pg_error(self.pool.target(), "cannot begin", &e))?;
+        let stmt = tx
+            .prepare(format!("{} ON CONFLICT (entry_id) DO NOTHING", self.insert_sql()).as_str())
+            .map_err(|e| pg_error(self.pool.target(), "cannot prepare the insert", &e))?;
+        let mut inserted = 0;
+        for row in rows {
+            inserted += tx
+                .execute(&stmt, &as_refs(&params(row)))
+                .map_err(|e| pg_error(self.pool.target(), "cannot insert a manifest row", &e))?;
+        }
+        tx.commit().map_err(|e| pg_error(self.pool.target(), "cannot commit", &e))?;
+        Ok(inserted)
+    }
+
+    fn insert_sql(&self) -> String {
+        format!(
+            "INSERT INTO {}.entries (entry_id, feature_set, symbol, start_date, end_date, config, path, rows, bytes, checksum, created_at)
+             VALUES ($1, $2, $3, DATE '1970-01-01' + $4::integer, DATE '1970-01-01' + $5::integer, $6, $7, $8, $9, $10,
+                     to_timestamp($11::bigint / 1e6))",
+            self.schema
+        )
+    }
+}
+
+fn params(row: &ManifestRow) -> [Box<dyn postgres::types::ToSql + Sync>; 11] {
+    [
+        Box::new(row.entry_id.clone()),
+        Box::new(row.feature_set.clone()),
+        Box::new(row.symbol.clone()),
+        Box::new(row.start_date),
+        Box::new(row.end_date),
+        Box::new(row.config.clone()),
+        Box::new(row.path.clone()),
+        Box::new(row.rows as i64),
+        Box::new(row.bytes as i64),
+        Box::new(row.checksum.clone()),
+        Box::new(row.created_at_us),
+    ]
+}
+
+fn as_refs(params: &[Box<dyn postgres::types::ToSql + Sync>; 11]) -> Vec<&(dyn postgres::types::ToSql + Sync)> {
+    params.iter().map(|p| p.as_ref()).collect()
+}
+
+impl Manifest for PostgresManifest {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    /// Idempotent: a second publish of the same entry replaces the row.
+    fn record(&self, row: ManifestRow) -> Result<()> {
+        let mut conn = self.pool.get()?;
+        let sql = format!(
+            "{} ON CONFLICT (entry_id) DO UPDATE SET path = EXCLUDED.path, rows = EXCLUDED.rows, bytes = EXCLUDED.bytes,
+                 checksum = EXCLUDED.checksum, created_at = EXCLUDED.created_at",
+            self.insert_sql()
+        );
+        let values = params(&row);
+        conn.execute(sql.as_str(), &as_refs(&values))
+            .map_err(|e| pg_error(self.pool.target(), "cannot record a manifest row", &e))?;
+        Ok(())
+    }
+
+    fn remove(&self, entry_ids: &[String]) -> Result<()> {
+        let mut conn = self.pool.get()?;
+        conn.execute(format!("DELETE FROM {}.entries WHERE entry_id = ANY($1)", self.schema).as_str(), &[&entry_ids])
+            .map_err(|e| pg_error(self.pool.target(), "cannot remove manifest rows", &e))?;
+        Ok(())
+    }
+
+    fn rows(&self) -> Result<Vec<ManifestRow>> {
+        let mut conn = self.pool.get()?;
+        let rows = conn
+            .query(
+                format!(
+                    "SELECT entry_id, feature_set, symbol, start_date - DATE '1970-01-01', end_date - DATE '1970-01-01',
+                            config, path, rows, bytes, checksum, (extract(epoch FROM created_at) * 1e6)::bigint
+                     FROM {}.entries ORDER BY feature_set, symbol, start_date, end_date, entry_id",
+                    self.schema
+                )
+                .as_str(),
+                &[],
+            )
+            .map_err(|e| pg_error(self.pool.target(), "cannot list the manifest", &e))?;
+        Ok(rows
+            .iter()
+            .map(|r| ManifestRow {
+                entry_id: r.get(0),
+                feature_set: r.get(1),
+                symbol: r.get(2),
+                start_date: r.get(3),
+                end_date: r.get(4),
+                config: r.get(5),
+                path: r.get(6),
+                rows: r.get::<_, i64>(7) as u64,
+                bytes: r.get::<_, i64>(8) as u64,
+                checksum: r.get(9),
+                created_at_us: r.get(10),
+            })
+            .collect())
+    }
+
+    fn flush(&self) -> Result<()> {
+        Ok(()) // every change is applied before its call returns
+    }
+
+    fn shutdown(&self) -> Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,148 @@
+//! Helpers for the integration tests: sample data, readers, child processes.
+#![allow(dead_code)]
+
+pub mod pg;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use fstore::arrow::array::{Date32Array, Float64Array, Int64Array, RecordBatch};
+use fstore::arrow::datatypes::{DataType, Field, Schema};
+use fstore::arrow::record_batch::{RecordBatchIterator, RecordBatchReader};
+use fstore::{Data, Key};
+
+pub fn key(symbol: &str, start: i32, end: i32) -> Key {
+    Key::new("returns", symbol, start, end, r#"{"window": 20}"#)
+}
+
+/// Deterministic data for `key`, tagged with `tag` so tests can tell whose
+/// compute produced what they read.
+pub fn sample(key: &Key, tag: i64) -> Data {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("date", DataType::Date32, false),
+        Field::new("value", DataType::Float64, false),
+        Field::new("tag", DataType::Int64, false),
+    ]));
+    let days: Vec<i32> = (key.start_date..=key.end_date).collect();
+    let values: Vec<f64> = days.iter().map(|d| (*d as f64).sin() + key.symbol.len() as f64).collect();
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Date32Array::from(days.clone())),
+            Arc::new(Float64Array::from(values)),
+            Arc::new(Int64Array::from(vec![tag; days.len()])),
+        ],
+    )
+    .unwrap();
+    Data { schema, batches: vec![batch] }
+}
+
+pub fn reader(data: Data) -> Box<dyn RecordBatchReader> {
+    let schema = data.schema.clone();
+    Box::new(RecordBatchIterator::new(data.batches.into_iter().map(Ok), schema))
+}
+
+pub fn tags(data: &Data) -> Vec<i64> {
+    let mut out = Vec::new();
+    for b in &data.batches {
+        let col = b.column_by_name("tag").unwrap().as_any().downcast_ref::<Int64Array>().unwrap();
+        out.extend(col.values().iter().copied());
+    }
+    out
+}
+
+/// A stable text digest of the data, to compare what processes received.
+pub fn digest(data: &Data) -> String {
+    format!("{:?}", data.batches.iter().map(|b| format!("{b:?}")).collect::<Vec<_>>())
+}
+
+/// Lines of an append-only run log (one per compute).
+pub fn count_lines(path: &std::path::Path) -> usize {
+    std::fs::read_to_string(path).map(|s| s.lines().count()).unwrap_or(0)
+}
+
+pub fn append_line(path: &std::path::Path, line: &str) {
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    f.write_all(format!("{line}\n").as_bytes()).unwrap();
+}
+
+/// Children of this test binary, re-executed to run `entry` with `env`. Each
+/// prints `FSTORE_READY`, blocks until its stdin closes (the barrier), runs,
+/// and prints lines starting with `FSTORE_`.
+pub struct Children {
+    children: Vec<Child>,
+}
+
+impl Children {
+    pub fn spawn(entry: &str, envs: &[Vec<(String, String)>]) -> Children {
+        let exe = std::env::current_exe().unwrap();
+        let mut children = Vec::new();
+        for env in envs {
+            let child = Command::new(&exe)
+                .args(["--exact", entry, "--nocapture", "--test-threads=1"])
+                .env("FSTORE_TEST_CHILD", "1")
+                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap();
+            children.push(child);
+        }
+        Children { children }
+    }
+
+    /// Waits until every child is at the barrier, then releases them all at once.
+    pub fn release_together(&mut self) -> Vec<BufReader<std::process::ChildStdout>> {
+        let mut outs = Vec::new();
+        for child in &mut self.children {
+            let mut out = BufReader::new(child.stdout.take().unwrap());
+            let mut line = String::new();
+            loop {
+                line.clear();
+                assert!(out.read_line(&mut line).unwrap() > 0, "child exited before the barrier");
+                // libtest may print "test child_worker ... " in front of it.
+                if line.contains("FSTORE_READY") {
+                    break;
+                }
+            }
+            outs.push(out);
+        }
+        for child in &mut self.children {
+            drop(child.stdin.take());
+        }
+        outs
+    }
+
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(|c| c.id()).collect()
+    }
+
+    /// Waits for every child; returns each one's `FSTORE_` lines and whether it succeeded.
+    pub fn finish(mut self, outs: Vec<BufReader<std::process::ChildStdout>>) -> Vec<(bool, Vec<String>)> {
+        let mut results = Vec::new();
+        for (child, out) in self.children.iter_mut().zip(outs) {
+            let lines: Vec<String> = out
+                .lines()
+                .map_while(Result::ok)
+                .filter_map(|l| l.find("FSTORE_").map(|at| l[at..].to_string()))
+                .collect();
+            let ok = child.wait().unwrap().success();
+            results.push((ok, lines));
+        }
+        results
+    }
+}
+
+/// In a child: announce readiness and block until the parent releases the barrier.
+pub fn child_barrier() {
+    println!("FSTORE_READY");
+    std::io::stdout().flush().unwrap();
+    let mut sink = String::new();
+    let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut sink);
+}
+
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is set for child processes"))
+}

@@ -1,0 +1,35 @@
+//! PostgreSQL helpers for the integration tests.
+
+use std::path::Path;
+
+use fstore::Options;
+
+pub fn dsn() -> String {
+    std::env::var("FSTORE_TEST_PG_DSN").unwrap_or_else(|_| {
+        panic!(
+            "PostgreSQL tests need a server: run tests/run_all.sh, which starts a throwaway one \
+             (install PostgreSQL's server package, e.g. apt-get install postgresql), \
+             or set FSTORE_TEST_PG_DSN to an existing server"
+        )
+    })
+}
+
+pub fn admin() -> postgres::Client {
+    postgres::Client::connect(&dsn(), postgres::NoTls).expect("connect to the test server")
+}
+
+/// Options for a store on the test server, in a schema of its own.
+pub fn pg_options(cache: &Path, schema: &str) -> Options {
+    let mut o = Options::default();
+    o.set("cache_dir", cache.to_str().unwrap()).unwrap();
+    o.set("manifest", "postgres").unwrap();
+    o.set("postgres.dsn", &dsn()).unwrap();
+    o.set("postgres.schema", schema).unwrap();
+    o
+}
+
+/// Drops `name` so a test starts from nothing; returns it.
+pub fn fresh_schema(name: &str) -> String {
+    admin().batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")).unwrap();
+    name.to_string()
+}

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Runs every test in every language: Rust (core, C ABI, processes), the C
+# program under valgrind, C++ with CMake/ctest, Go, Python, and a demo smoke run.
+#
+#   tests/run_all.sh            # everything
+#   tests/run_all.sh rust go    # only some steps
+#
+# Builds go to $CARGO_TARGET_DIR (default ~/.cache/fstore-target) so that the
+# bundled DuckDB, the slowest build by far, compiles once per machine.
+set -uo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/fstore-target}
+export FSTORE_LIB_DIR=${FSTORE_LIB_DIR:-$CARGO_TARGET_DIR/release}
+if [ -z "${FSTORE_LOCK_KEY_VECTORS:-}" ]; then
+  if [ -f "$root/../shared/vectors/lock_keys.json" ]; then
+    FSTORE_LOCK_KEY_VECTORS="$root/../shared/vectors/lock_keys.json"
+  else
+    FSTORE_LOCK_KEY_VECTORS="$root/tests/vectors/lock_keys.json"
+  fi
+fi
+export FSTORE_LOCK_KEY_VECTORS
+# Tests never touch the user's real cache.
+export FSTORE_CACHE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/fstore-tests.XXXXXX")
+pg_dir=""
+cleanup() {
+  [ -z "$pg_dir" ] || tests/pg_server.sh stop "$pg_dir"
+  rm -rf "$FSTORE_CACHE_DIR"
+}
+trap cleanup EXIT
+
+missing=()
+need() { # need COMMAND WHAT-TO-INSTALL
+  command -v "$1" >/dev/null 2>&1 || missing+=("$1 ($2)")
+}
+need cargo "Rust toolchain: https://rustup.rs"
+need cc "a C compiler: apt-get install gcc"
+need c++ "a C++ compiler: apt-get install g++"
+need cmake "apt-get install cmake"
+need go "Go 1.22 or newer: https://go.dev/dl"
+need python3 "Python 3.9 or newer, with venv: apt-get install python3-venv"
+need valgrind "apt-get install valgrind"
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "error: the test command needs these, which are missing:" >&2
+  printf '  - %s\n' "${missing[@]}" >&2
+  exit 2
+fi
+
+# A throwaway PostgreSQL server for the PostgreSQL tests, unless one is given.
+if [ -z "${FSTORE_TEST_PG_DSN:-}" ]; then
+  pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/fstore-pg.XXXXXX")
+  if ! pg_env=$(tests/pg_server.sh start "$pg_dir"); then
+    echo "error: cannot start the test PostgreSQL server (see above)" >&2
+    exit 2
+  fi
+  eval "$pg_env"
+  echo "test PostgreSQL server: ${FSTORE_TEST_PG_DSN/password=* /password=*** }"
+fi
+
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(build rust header c cpp go python demo)
+passed=0
+failed=0
+failures=()
+run_step() { # run_step NAME COMMAND...
+  local name=$1
+  shift
+  echo
+  echo "=== $name: $*"
+  local started=$SECONDS
+  if "$@"; then
+    passed=$((passed + 1))
+    echo "=== $name: passed in $((SECONDS - started)) s"
+  else
+    failed=$((failed + 1))
+    failures+=("$name")
+    echo "=== $name: FAILED after $((SECONDS - started)) s"
+  fi
+}
+
+header_compiles() {
+  local tmp
+  tmp=$(mktemp -d)
+  printf '#include "fstore.h"\nint main(void) { return fstore_version() == 0; }\n' > "$tmp/h.c"
+  cc -std=c99 -Wall -Wextra -Werror -pedantic -I include -c "$tmp/h.c" -o "$tmp/c.o" &&
+    c++ -std=c++11 -Wall -Wextra -Werror -pedantic -x c++ -I include -c "$tmp/h.c" -o "$tmp/cpp.o"
+  local rc=$?
+  rm -rf "$tmp"
+  return $rc
+}
+
+for step in "${steps[@]}"; do
+  case $step in
+    build) run_step build cargo build --release --lib --examples ;;
+    rust) run_step rust cargo test --release ;;
+    header) run_step header header_compiles ;;
+    c) run_step c bash tests/c/run.sh ;;
+    cpp) run_step cpp bash bindings/cpp/run_tests.sh ;;
+    go) run_step go bash bindings/go/run_tests.sh ;;
+    python) run_step python bash bindings/python/run_tests.sh ;;
+    demo) run_step demo cargo run --release --example training_workers -- --fresh --workers 4 --epochs 3 --compute-ms 5 ;;
+    *) echo "unknown step '$step' (steps: build rust header c cpp go python demo)" >&2; exit 2 ;;
+  esac
+done
+
+echo
+[ ${#failures[@]} -eq 0 ] || echo "failed steps: ${failures[*]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
