@@ -33,6 +33,9 @@ struct Args {
     /// How long one compute takes.
     #[arg(long, default_value_t = 50)]
     compute_ms: u64,
+    /// Training work between two requests of a worker (0: request back to back).
+    #[arg(long, default_value_t = 0)]
+    think_ms: u64,
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Also run with a PostgreSQL manifest and advisory locks on this server.
@@ -53,18 +56,19 @@ fn main() {
         "{} worker processes, one symbol, {} keys, {} rounds, compute {} ms, {} runs",
         args.workers, args.keys, args.rounds, args.compute_ms, args.runs
     );
-    let mut modes = vec![("embedded (DuckDB manifest, flock)", None)];
+    let mut modes = vec![("embedded, per-symbol locks", None, "symbol"), ("embedded, per-entry locks", None, "entry")];
     if let Some(dsn) = &args.postgres {
-        modes.push(("postgres (advisory locks)", Some(dsn.clone())));
+        modes.push(("postgres, per-symbol locks", Some(dsn.clone()), "symbol"));
+        modes.push(("postgres, per-entry locks", Some(dsn.clone()), "entry"));
     }
-    for (name, dsn) in modes {
+    for (name, dsn, granularity) in modes {
         let mut cold_p99 = Vec::new();
         let mut warm_p99 = Vec::new();
         let mut warm_p50 = Vec::new();
         for run in 0..args.runs {
-            let r = fleet_run(&args, dsn.as_deref(), run);
+            let r = fleet_run(&args, dsn.as_deref(), granularity, run);
             println!(
-                "{name} run {}: computes {}/{} | cold p50 {} p99 {} max {} | steady p50 {} p99 {} max {} ({} calls)",
+                "{name} run {}: computes {}/{} | cold p50 {} p99 {} max {} | steady p50 {} p99 {} max {} ({} calls, {} lock waits)",
                 run + 1,
                 r.computes,
                 args.keys,
@@ -74,7 +78,8 @@ fn main() {
                 fmt(pct(&r.warm, 0.5)),
                 fmt(pct(&r.warm, 0.99)),
                 fmt(pct(&r.warm, 1.0)),
-                r.warm.len()
+                r.warm.len(),
+                r.warm_waits
             );
             cold_p99.push(pct(&r.cold, 0.99));
             warm_p99.push(pct(&r.warm, 0.99));
@@ -86,7 +91,7 @@ fn main() {
         };
         let (cold, warm, warm50) = (med(&mut cold_p99), med(&mut warm_p99), med(&mut warm_p50));
         println!(
-            "{name} median of runs: steady p50 {} p99 {} ({:.0}x below 620 ms, {:.0}x below 34 ms); cold p99 {} (includes the {} ms compute)",
+            "{name} median of runs: steady p50 {} p99 {} ({:.1}x below 620 ms, {:.1}x below 34 ms); cold p99 {} (includes the {} ms computes)",
             fmt(warm50),
             fmt(warm),
             0.620 / warm.as_secs_f64(),
@@ -99,14 +104,16 @@ fn main() {
 
 struct RunResult {
     computes: usize,
+    /// Waits for another caller's compute or lock during the steady state.
+    warm_waits: u64,
     cold: Vec<Duration>,
     warm: Vec<Duration>,
 }
 
-fn fleet_run(args: &Args, dsn: Option<&str>, run: usize) -> RunResult {
+fn fleet_run(args: &Args, dsn: Option<&str>, granularity: &str, run: usize) -> RunResult {
     let dir = tempfile::tempdir().unwrap();
     let schema = format!("bench_fleet_{}_{run}", std::process::id());
-    let spec = format!("{}|{}|{}", dir.path().display(), dsn.unwrap_or(""), schema);
+    let spec = format!("{}|{}|{}|{}", dir.path().display(), dsn.unwrap_or(""), schema, granularity);
     // Create the schema once, so workers measure locking rather than DDL.
     drop(Store::open(options(&spec)).unwrap());
     let exe = std::env::current_exe().unwrap();
@@ -115,6 +122,7 @@ fn fleet_run(args: &Args, dsn: Option<&str>, run: usize) -> RunResult {
             Command::new(&exe)
                 .args(["--worker", &spec, "--keys", &args.keys.to_string(), "--rounds", &args.rounds.to_string()])
                 .args(["--compute-ms", &args.compute_ms.to_string(), "--worker-index", &w.to_string()])
+                .args(["--think-ms", &args.think_ms.to_string()])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .spawn()
@@ -130,13 +138,14 @@ fn fleet_run(args: &Args, dsn: Option<&str>, run: usize) -> RunResult {
     for child in &mut children {
         drop(child.stdin.take()); // the barrier: everyone starts at once
     }
-    let mut result = RunResult { computes: 0, cold: vec![], warm: vec![] };
+    let mut result = RunResult { computes: 0, warm_waits: 0, cold: vec![], warm: vec![] };
     for (child, out) in children.iter_mut().zip(outs) {
         for line in out.lines() {
             let line = line.unwrap();
             let mut parts = line.split(' ');
             match (parts.next(), parts.next()) {
                 (Some("COMPUTES"), Some(n)) => result.computes += n.parse::<usize>().unwrap(),
+                (Some("WARM_WAITS"), Some(n)) => result.warm_waits += n.parse::<u64>().unwrap(),
                 (Some("COLD"), Some(ns)) => result.cold.push(Duration::from_nanos(ns.parse().unwrap())),
                 (Some("WARM"), Some(ns)) => result.warm.push(Duration::from_nanos(ns.parse().unwrap())),
                 _ => {}
@@ -155,9 +164,11 @@ fn fleet_run(args: &Args, dsn: Option<&str>, run: usize) -> RunResult {
 
 fn options(spec: &str) -> Options {
     let mut parts = spec.split('|');
-    let (dir, dsn, schema) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+    let (dir, dsn, schema, granularity) =
+        (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
     let mut o = Options::default();
     o.set("cache_dir", dir).unwrap();
+    o.set("lock.granularity", granularity).unwrap();
     if dsn.is_empty() {
         o.set("manifest", "duckdb").unwrap();
     } else {
@@ -179,7 +190,11 @@ fn worker(args: &Args, spec: &str) {
     let mut computes = 0;
     let mut state = 0x9E3779B97F4A7C15u64 ^ (args.worker_index + 1).wrapping_mul(0xBF58476D1CE4E5B9);
     let mut out = String::new();
+    let mut waits_before_warm = 0;
     for round in 0..args.rounds {
+        if round == 1 {
+            waits_before_warm = store.stats().waits;
+        }
         let mut order: Vec<usize> = (0..keys.len()).collect();
         for i in (1..order.len()).rev() {
             state ^= state << 13;
@@ -197,9 +212,11 @@ fn worker(args: &Args, spec: &str) {
                 })
                 .unwrap();
             out.push_str(&format!("{} {}\n", if round == 0 { "COLD" } else { "WARM" }, t.elapsed().as_nanos()));
+            std::thread::sleep(Duration::from_millis(args.think_ms));
         }
     }
-    print!("{out}COMPUTES {computes}\n");
+    let warm_waits = if args.rounds > 1 { store.stats().waits - waits_before_warm } else { 0 };
+    print!("{out}COMPUTES {computes}\nWARM_WAITS {warm_waits}\n");
     store.close().unwrap();
 }
 

@@ -323,6 +323,12 @@ fn the_manifest_lists_entries_and_forgets_invalidated_ones() {
     let rows = symbols.column_by_name("rows").unwrap().as_any().downcast_ref::<fstore::arrow::array::UInt64Array>().unwrap();
     assert_eq!(rows.value(0), 10);
 
+    let summary = store.summary().unwrap();
+    let summary = fstore::arrow::compute::concat_batches(&summary.schema, &summary.batches).unwrap();
+    let entries = summary.column_by_name("entries").unwrap().as_any().downcast_ref::<fstore::arrow::array::UInt64Array>().unwrap();
+    let rows = summary.column_by_name("rows").unwrap().as_any().downcast_ref::<fstore::arrow::array::UInt64Array>().unwrap();
+    assert_eq!((entries.values().to_vec(), rows.values().to_vec()), (vec![1, 1], vec![10, 2]));
+
     store.invalidate(&a).unwrap();
     assert_eq!(store.invalidate(&a).unwrap_err().status(), Status::NotFound);
     assert!(store.get(&a, &Request::new()).unwrap().is_none());

@@ -92,7 +92,7 @@ pub unsafe extern "C" fn fstore_store_close(store: *mut *mut fstore_store) {
     }
 }
 
-unsafe fn request_arg<'a>(request: *const fstore_request, default: &'a Request) -> &'a Request {
+unsafe fn request_arg(request: *const fstore_request, default: &Request) -> &Request {
     request.as_ref().map(|r| &r.request).unwrap_or(default)
 }
 

@@ -96,16 +96,31 @@ pub(crate) fn rows_to_arrow(rows: &[ManifestRow]) -> Result<Data> {
     Ok(Data { schema, batches: vec![batch] })
 }
 
+/// Totals of one (feature set, symbol) group.
+struct Group {
+    entries: u64,
+    rows: u64,
+    bytes: u64,
+    oldest_us: i64,
+    newest_us: i64,
+}
+
 /// Entries, rows and bytes per (feature set, symbol), from the manifest.
 pub(crate) fn summary(rows: &[ManifestRow]) -> Result<Data> {
-    let mut groups: std::collections::BTreeMap<(&str, &str), (u64, u64, u64, i64, i64)> = Default::default();
+    let mut groups: std::collections::BTreeMap<(&str, &str), Group> = Default::default();
     for r in rows {
-        let g = groups.entry((r.feature_set.as_str(), r.symbol.as_str())).or_insert((0, 0, 0, i64::MAX, i64::MIN));
-        g.0 += 1;
-        g.1 += r.rows;
-        g.2 += r.bytes;
-        g.3 = g.3.min(r.created_at_us);
-        g.4 = g.4.max(r.created_at_us);
+        let g = groups.entry((r.feature_set.as_str(), r.symbol.as_str())).or_insert(Group {
+            entries: 0,
+            rows: 0,
+            bytes: 0,
+            oldest_us: i64::MAX,
+            newest_us: i64::MIN,
+        });
+        g.entries += 1;
+        g.rows += r.rows;
+        g.bytes += r.bytes;
+        g.oldest_us = g.oldest_us.min(r.created_at_us);
+        g.newest_us = g.newest_us.max(r.created_at_us);
     }
     let ts = || DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
     let schema = Arc::new(Schema::new(vec![
@@ -117,14 +132,18 @@ pub(crate) fn summary(rows: &[ManifestRow]) -> Result<Data> {
         Field::new("oldest", ts(), false),
         Field::new("newest", ts(), false),
     ]));
+    let counts = |f: fn(&Group) -> u64| -> ArrayRef { Arc::new(UInt64Array::from_iter_values(groups.values().map(f))) };
+    let times = |f: fn(&Group) -> i64| -> ArrayRef {
+        Arc::new(TimestampMicrosecondArray::from_iter_values(groups.values().map(f)).with_timezone("UTC"))
+    };
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(groups.keys().map(|k| k.0))),
         Arc::new(StringArray::from_iter_values(groups.keys().map(|k| k.1))),
-        Arc::new(UInt64Array::from_iter_values(groups.values().map(|g| g.0))),
-        Arc::new(UInt64Array::from_iter_values(groups.values().map(|g| g.1))),
-        Arc::new(UInt64Array::from_iter_values(groups.values().map(|g| g.2))),
-        Arc::new(TimestampMicrosecondArray::from_iter_values(groups.values().map(|g| g.3)).with_timezone("UTC")),
-        Arc::new(TimestampMicrosecondArray::from_iter_values(groups.values().map(|g| g.4)).with_timezone("UTC")),
+        counts(|g| g.entries),
+        counts(|g| g.rows),
+        counts(|g| g.bytes),
+        times(|g| g.oldest_us),
+        times(|g| g.newest_us),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::internal(e.to_string()))?;
     Ok(Data { schema, batches: vec![batch] })
