@@ -428,7 +428,10 @@ fstore_status fstore_store_stats(const struct fstore_store *store,
                                  struct fstore_error *error);
 
 /*
- Reads the manifest (one row per entry) into `out`.
+ Reads the manifest into `out`, one row per entry, the same columns for
+ every backend: entry_id, feature_set, symbol (utf8), start_date, end_date
+ (date32), config (canonical JSON), path (relative to the cache directory),
+ rows, bytes (uint64), checksum (utf8), created_at (timestamp[us, UTC]).
  */
 fstore_status fstore_store_list(const struct fstore_store *store,
                                 struct ArrowArrayStream *out,
@@ -471,7 +474,9 @@ fstore_status fstore_store_lock_stats(const struct fstore_store *store,
                                       struct fstore_error *error);
 
 /*
- Reads entries, rows, bytes and age per feature set and symbol into `out`.
+ Reads entries, rows, bytes and age per feature set and symbol into `out`:
+ feature_set, symbol (utf8), entries, rows, bytes (uint64), oldest, newest
+ (timestamp[us, UTC]).
  */
 fstore_status fstore_store_summary(const struct fstore_store *store,
                                    struct ArrowArrayStream *out,

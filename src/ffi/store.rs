@@ -251,7 +251,10 @@ pub unsafe extern "C" fn fstore_store_stats(
     })
 }
 
-/// Reads the manifest (one row per entry) into `out`.
+/// Reads the manifest into `out`, one row per entry, the same columns for
+/// every backend: entry_id, feature_set, symbol (utf8), start_date, end_date
+/// (date32), config (canonical JSON), path (relative to the cache directory),
+/// rows, bytes (uint64), checksum (utf8), created_at (timestamp[us, UTC]).
 #[no_mangle]
 pub unsafe extern "C" fn fstore_store_list(
     store: *const fstore_store,
@@ -357,7 +360,9 @@ pub unsafe extern "C" fn fstore_store_lock_stats(
     })
 }
 
-/// Reads entries, rows, bytes and age per feature set and symbol into `out`.
+/// Reads entries, rows, bytes and age per feature set and symbol into `out`:
+/// feature_set, symbol (utf8), entries, rows, bytes (uint64), oldest, newest
+/// (timestamp[us, UTC]).
 #[no_mangle]
 pub unsafe extern "C" fn fstore_store_summary(
     store: *const fstore_store,
