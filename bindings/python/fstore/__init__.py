@@ -1,0 +1,85 @@
+"""fstore: Python binding of libfstore, a feature cache for ML training fleets.
+
+    import datetime, fstore, pyarrow as pa
+
+    with fstore.Store("/data/feature-cache") as store:
+        key = fstore.Key("returns", "AAPL", datetime.date(2024, 1, 1), datetime.date(2024, 6, 30),
+                         config={"window": 20})
+        table = pa.table(store.get_or_compute(key, lambda k: compute_returns(k)))
+
+The library is loaded with ctypes from $FSTORE_LIBRARY (a file), else from
+$FSTORE_LIB_DIR (a directory), else wherever the dynamic loader finds
+libfstore. Results implement the Arrow PyCapsule interface
+(``__arrow_c_stream__``): pyarrow, polars and DuckDB read them directly;
+pyarrow is not required by this package.
+"""
+
+from __future__ import annotations
+
+from ctypes import byref, c_int64
+
+from ._arrow import ArrowStream
+from ._errors import (
+    CallbackFailed,
+    Cancelled,
+    Corrupt,
+    DatabaseError,
+    Error,
+    Internal,
+    InvalidArgument,
+    InvalidData,
+    InvalidState,
+    IoError,
+    NotFound,
+    Status,
+    Timeout,
+    Unavailable,
+    check as _check,
+    status_name,
+)
+from ._key import Key, encode_text as _encode_text
+from ._lib import FstoreError as _FstoreError, LibraryNotFound, lib as _lib, library_path
+from ._store import CancelToken, Stats, Store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArrowStream",
+    "CallbackFailed",
+    "CancelToken",
+    "Cancelled",
+    "Corrupt",
+    "DatabaseError",
+    "Error",
+    "Internal",
+    "InvalidArgument",
+    "InvalidData",
+    "InvalidState",
+    "IoError",
+    "Key",
+    "LibraryNotFound",
+    "NotFound",
+    "Stats",
+    "Status",
+    "Store",
+    "Timeout",
+    "Unavailable",
+    "library_path",
+    "library_version",
+    "lock_key",
+    "status_name",
+]
+
+
+def lock_key(symbol: str) -> int:
+    """The advisory lock key of `symbol` (as libfstore computes it): the first
+    8 bytes of SHA-256 over its UTF-8 bytes, as a signed big-endian int64."""
+    out = c_int64()
+    err = _FstoreError()
+    _check(_lib().fstore_lock_key(_encode_text(symbol, "symbol"), byref(out), byref(err)), err)
+    return out.value
+
+
+def library_version() -> str:
+    """The version of the loaded libfstore, e.g. "0.1.0"."""
+    return _lib().fstore_version().decode("utf-8")

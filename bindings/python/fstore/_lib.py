@@ -1,0 +1,195 @@
+"""Loading libfstore and declaring its C API (include/fstore.h) for ctypes.
+
+Every function the binding calls is declared here with its argtypes and
+restype; nothing else in the package touches the shared library directly
+without going through `lib()`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+import threading
+from ctypes import (
+    CFUNCTYPE,
+    POINTER,
+    Structure,
+    c_bool,
+    c_char_p,
+    c_int32,
+    c_int64,
+    c_size_t,
+    c_uint32,
+    c_uint64,
+    c_void_p,
+)
+
+__all__ = ["lib", "LibraryNotFound", "FstoreError", "FstoreKey", "FstoreStats", "ArrowArrayStream", "COMPUTE_FN"]
+
+
+class LibraryNotFound(ImportError):
+    """libfstore could not be located or loaded."""
+
+
+# fstore_status values the binding itself needs (the header's constants).
+STATUS_OK = 0
+STATUS_NOT_FOUND = 2
+STATUS_CALLBACK_FAILED = 5
+
+
+class ArrowArrayStream(Structure):
+    """`struct ArrowArrayStream`. The callbacks are kept as plain pointers:
+    the binding only moves streams, it never reads them."""
+
+    _fields_ = [
+        ("get_schema", c_void_p),
+        ("get_next", c_void_p),
+        ("get_last_error", c_void_p),
+        ("release", c_void_p),
+        ("private_data", c_void_p),
+    ]
+
+
+class FstoreError(Structure):
+    """`fstore_error`: caller-owned, zero-initialised, released by the library."""
+
+    _fields_ = [
+        ("message", c_void_p),  # char*, owned by the library
+        ("status", c_uint32),
+        ("release", c_void_p),
+    ]
+
+
+class FstoreKey(Structure):
+    """`fstore_key`. The `c_char_p` fields keep their bytes objects alive."""
+
+    _fields_ = [
+        ("feature_set", c_char_p),
+        ("symbol", c_char_p),
+        ("start_date", c_int32),
+        ("end_date", c_int32),
+        ("config", c_char_p),
+    ]
+
+
+class FstoreStats(Structure):
+    """`fstore_stats`."""
+
+    _fields_ = [
+        ("hits", c_uint64),
+        ("misses", c_uint64),
+        ("computes", c_uint64),
+        ("compute_failures", c_uint64),
+        ("waits", c_uint64),
+        ("timeouts", c_uint64),
+        ("cancellations", c_uint64),
+        ("bytes_written", c_uint64),
+        ("bytes_read", c_uint64),
+    ]
+
+
+# fstore_compute_fn(userdata, key, out, error) -> fstore_status
+COMPUTE_FN = CFUNCTYPE(c_uint32, c_void_p, POINTER(FstoreKey), c_void_p, c_void_p)
+
+_ERR = POINTER(FstoreError)
+_STREAM = POINTER(ArrowArrayStream)
+_KEY = POINTER(FstoreKey)
+
+# name: (restype, argtypes)
+_SIGNATURES = {
+    "fstore_version": (c_char_p, []),
+    "fstore_status_name": (c_char_p, [c_uint32]),
+    "fstore_error_release": (None, [_ERR]),
+    "fstore_error_set": (None, [c_void_p, c_uint32, c_char_p]),
+    "fstore_lock_key": (c_uint32, [c_char_p, POINTER(c_int64), _ERR]),
+    "fstore_options_new": (c_void_p, []),
+    "fstore_options_set": (c_uint32, [c_void_p, c_char_p, c_char_p, _ERR]),
+    "fstore_options_free": (None, [POINTER(c_void_p)]),
+    "fstore_request_new": (c_void_p, []),
+    "fstore_request_set_columns": (c_uint32, [c_void_p, POINTER(c_char_p), c_size_t, _ERR]),
+    "fstore_request_set_timeout_ms": (c_uint32, [c_void_p, c_int64, _ERR]),
+    "fstore_request_cancel": (None, [c_void_p]),
+    "fstore_request_free": (None, [POINTER(c_void_p)]),
+    "fstore_store_open": (c_uint32, [c_void_p, POINTER(c_void_p), _ERR]),
+    "fstore_store_close": (None, [POINTER(c_void_p)]),
+    "fstore_store_get": (c_uint32, [c_void_p, _KEY, c_void_p, _STREAM, _ERR]),
+    "fstore_store_get_or_compute": (c_uint32, [c_void_p, _KEY, c_void_p, COMPUTE_FN, c_void_p, _STREAM, _ERR]),
+    "fstore_store_put": (c_uint32, [c_void_p, _KEY, _STREAM, _ERR]),
+    "fstore_store_invalidate": (c_uint32, [c_void_p, _KEY, _ERR]),
+    "fstore_store_contains": (c_uint32, [c_void_p, _KEY, POINTER(c_bool), _ERR]),
+    "fstore_store_stats": (c_uint32, [c_void_p, POINTER(FstoreStats), _ERR]),
+    "fstore_store_list": (c_uint32, [c_void_p, _STREAM, _ERR]),
+    "fstore_store_flush": (c_uint32, [c_void_p, _ERR]),
+    "fstore_store_manifest_backend": (c_char_p, [c_void_p]),
+}
+
+_HOW_TO = (
+    "set FSTORE_LIBRARY to the full path of the shared library "
+    "(e.g. /opt/fstore/lib/libfstore.so), or FSTORE_LIB_DIR to the directory that holds it, "
+    "or install it where the dynamic loader finds it"
+)
+
+
+def _library_file_names() -> list[str]:
+    if sys.platform == "darwin":
+        return ["libfstore.dylib"]
+    if os.name == "nt":
+        return ["fstore.dll", "libfstore.dll"]
+    return ["libfstore.so"]
+
+
+def _locate() -> str:
+    path = os.environ.get("FSTORE_LIBRARY")
+    if path:
+        if not os.path.isfile(path):
+            raise LibraryNotFound(f"FSTORE_LIBRARY={path!r} is not a file; {_HOW_TO}")
+        return path
+    directory = os.environ.get("FSTORE_LIB_DIR")
+    if directory:
+        for name in _library_file_names():
+            candidate = os.path.join(directory, name)
+            if os.path.isfile(candidate):
+                return candidate
+        raise LibraryNotFound(
+            f"FSTORE_LIB_DIR={directory!r} holds none of {', '.join(_library_file_names())}; {_HOW_TO}"
+        )
+    found = ctypes.util.find_library("fstore")
+    if found:
+        return found
+    raise LibraryNotFound(f"libfstore not found: {_HOW_TO}")
+
+
+_loaded: ctypes.CDLL | None = None
+_load_lock = threading.Lock()
+
+
+def lib() -> ctypes.CDLL:
+    """The loaded library, with every signature declared. Loaded on first use
+    so that `import fstore` works (for docs and tooling) without it."""
+    global _loaded
+    if _loaded is not None:
+        return _loaded
+    with _load_lock:
+        if _loaded is None:
+            path = _locate()
+            try:
+                # CDLL (not PyDLL): every call releases the GIL.
+                loaded = ctypes.CDLL(path)
+            except OSError as e:
+                raise LibraryNotFound(f"cannot load {path}: {e}; {_HOW_TO}") from e
+            for name, (restype, argtypes) in _SIGNATURES.items():
+                try:
+                    fn = getattr(loaded, name)
+                except AttributeError as e:
+                    raise LibraryNotFound(f"{path} does not export {name}: is it an older libfstore?") from e
+                fn.restype = restype
+                fn.argtypes = argtypes
+            _loaded = loaded
+    return _loaded
+
+
+def library_path() -> str:
+    """Where libfstore is loaded from (after `lib()`), as the loader reports it."""
+    return lib()._name

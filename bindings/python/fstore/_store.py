@@ -1,0 +1,628 @@
+"""`fstore.Store`: an open cache directory, and the calls on it."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import datetime
+import itertools
+import math
+import os
+import queue
+import threading
+from ctypes import byref, c_bool, c_char_p, c_void_p
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Optional
+
+from ._arrow import ArrowStream, move_stream_into, stream_capsule_of
+from ._errors import Error, InvalidArgument, InvalidState, Status, check, take_error
+from ._key import Key, encode_text
+from ._lib import (
+    COMPUTE_FN,
+    STATUS_CALLBACK_FAILED,
+    STATUS_NOT_FOUND,
+    STATUS_OK,
+    ArrowArrayStream,
+    FstoreError,
+    FstoreStats,
+    lib,
+)
+
+__all__ = ["Store", "Stats", "CancelToken"]
+
+# How often a waiting caller wakes up to let signal handlers (Ctrl-C) run.
+_WAIT_SLICE = 0.05
+# How long an interrupted caller waits for libfstore to notice the cancel.
+_CANCEL_GRACE = 2.0
+
+
+@dataclass(frozen=True)
+class Stats:
+    """The store's counters since it was opened (`fstore_stats`)."""
+
+    hits: int
+    """Calls answered from an existing entry without waiting."""
+    misses: int
+    """Calls that found no entry at first look."""
+    computes: int
+    """Compute callbacks run."""
+    compute_failures: int
+    """Compute callbacks that failed or produced invalid data."""
+    waits: int
+    """Calls that waited for another caller's compute."""
+    timeouts: int
+    """Calls that gave up waiting."""
+    cancellations: int
+    bytes_written: int
+    bytes_read: int
+
+
+class CancelToken:
+    """Cancels, from any thread, the waits of the calls it is passed to.
+
+    ``store.get_or_compute(key, compute, cancel=token)`` raises
+    `fstore.Cancelled` once ``token.cancel()`` is called while it waits for
+    another caller's compute; a compute already running is not interrupted.
+    Once cancelled a token stays cancelled, and so does every later call
+    given it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._calls: set[_ComputeCall] = set()
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            calls = list(self._calls)
+        for call in calls:
+            call.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def _attach(self, call: _ComputeCall) -> None:
+        with self._lock:
+            self._calls.add(call)
+            cancelled = self._cancelled
+        if cancelled:
+            call.cancel()
+
+    def _detach(self, call: _ComputeCall) -> None:
+        with self._lock:
+            self._calls.discard(call)
+
+
+def _free_request(request: Optional[int]) -> None:
+    if request:
+        lib().fstore_request_free(byref(c_void_p(request)))
+
+
+def _new_request(columns: Optional[Iterable[str]], timeout: Any) -> int:
+    """A new `fstore_request` with `columns` and `timeout` set (the caller frees it)."""
+    L = lib()
+    request = L.fstore_request_new()
+    if not request:
+        raise MemoryError("fstore_request_new failed")
+    try:
+        err = FstoreError()
+        if columns is not None:
+            if isinstance(columns, (str, bytes)):
+                raise TypeError("columns must be a sequence of column names, not a single string")
+            names = [encode_text(c, f"columns[{i}]") for i, c in enumerate(columns)]
+            array = (c_char_p * len(names))(*names)
+            check(L.fstore_request_set_columns(request, array, len(names), byref(err)), err)
+        if timeout is not None:
+            check(L.fstore_request_set_timeout_ms(request, _timeout_ms(timeout), byref(err)), err)
+        return request
+    except BaseException:
+        _free_request(request)
+        raise
+
+
+def _timeout_ms(timeout: Any) -> int:
+    seconds = timeout.total_seconds() if isinstance(timeout, datetime.timedelta) else timeout
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds or a datetime.timedelta, not {type(timeout).__name__}")
+    if math.isnan(seconds) or seconds < 0:
+        raise InvalidArgument(
+            Status.INVALID_ARGUMENT, f"timeout must be >= 0 seconds (None uses the store's wait.timeout_ms), not {timeout!r}"
+        )
+    if math.isinf(seconds):
+        return 2**62
+    return min(math.ceil(seconds * 1000), 2**62)
+
+
+def _option_text(name: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, os.PathLike):
+        return os.fsdecode(os.fspath(value))
+    if isinstance(value, (str, int)):
+        return str(value)
+    raise TypeError(f"option {name!r}: expected a str, int, bool or path, not {type(value).__name__}")
+
+
+def _c_key(key: Key):
+    if not isinstance(key, Key):
+        raise TypeError(f"key must be an fstore.Key, not {type(key).__name__}")
+    return key.to_c()
+
+
+# --- get_or_compute -------------------------------------------------------
+#
+# The C call blocks (waiting for another caller's compute, or for the
+# cross-process lock), so it runs on a worker thread while the calling thread
+# waits in short slices: Ctrl-C (or a CancelToken) then cancels the call's
+# fstore_request and the C call returns promptly. The compute callback is
+# handed back to the calling thread, so user code runs where it was called
+# from (and is itself interruptible by Ctrl-C).
+
+_calls: dict[int, _ComputeCall] = {}
+_call_ids = itertools.count(1)
+
+
+class _Workers:
+    """Parked daemon threads for the blocking C calls. A call takes an idle
+    one or starts a new one, so calls never queue behind each other; a few
+    stay parked to spare the next calls a thread start."""
+
+    KEEP = 8
+    IDLE_SECONDS = 30.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue] = []
+        self._names = itertools.count(1)
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is None:
+            inbox = queue.SimpleQueue()
+            thread = threading.Thread(
+                target=self._serve, args=(inbox,), name=f"fstore-worker-{next(self._names)}", daemon=True
+            )
+            thread.start()
+        inbox.put(job)
+
+    def _serve(self, inbox: queue.SimpleQueue) -> None:
+        while True:
+            try:
+                job = inbox.get(timeout=self.IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if inbox not in self._idle:
+                        continue  # taken meanwhile: its job is on the way
+                    self._idle.remove(inbox)
+                return
+            job()
+            del job
+            with self._lock:
+                if len(self._idle) >= self.KEEP:
+                    return
+                self._idle.append(inbox)
+
+    def _after_fork_in_child(self) -> None:
+        # The parked threads do not exist in a forked child.
+        self._lock = threading.Lock()
+        self._idle = []
+
+
+_workers = _Workers()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_workers._after_fork_in_child)
+
+
+def _fail(error: int, message: str) -> int:
+    text = message.replace("\0", "").encode("utf-8", "replace")
+    lib().fstore_error_set(error, STATUS_CALLBACK_FAILED, text)
+    return STATUS_CALLBACK_FAILED
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _trampoline(userdata, key, out, error):
+    # Never let an exception escape into C (ctypes would print it and return 0, "OK").
+    try:
+        call = _calls.get(userdata)
+        if call is None:
+            return _fail(error, "the Python call that supplied this compute is gone")
+        return call.compute_into(out, error)
+    except BaseException as exc:
+        try:
+            return _fail(error, f"internal error in the fstore Python binding: {_describe(exc)}")
+        except BaseException:
+            return STATUS_CALLBACK_FAILED
+
+
+# Module-level, so it lives as long as any C call can use it.
+_compute_fn = COMPUTE_FN(_trampoline)
+
+
+class _ComputeCall:
+    """One get_or_compute: the worker thread that runs the C call and the
+    calling thread that runs the compute meet here."""
+
+    def __init__(self, compute: Callable[[Key], Any], key: Key, request: int):
+        self.id = next(_call_ids)
+        self.cond = threading.Condition(threading.Lock())
+        self.compute = compute
+        self.key = key
+        self.request: Optional[int] = request  # owned here; freed when the C call is over
+        self.pending = False  # the worker asks the caller to compute
+        self.answer: Optional[tuple] = None  # (capsule, exception)
+        self.abandoned = False  # the caller stopped waiting
+        self.done = False
+        self.result: Optional[ArrowStream] = None
+        self.error: Optional[BaseException] = None
+        self.compute_error: Optional[BaseException] = None
+
+    # Any thread.
+    def cancel(self) -> None:
+        with self.cond:
+            if not self.done and self.request:
+                lib().fstore_request_cancel(self.request)
+
+    # The calling thread, when no worker could take the call.
+    def discard(self) -> None:
+        with self.cond:
+            self.done = True
+            request, self.request = self.request, None
+        _free_request(request)
+        _calls.pop(self.id, None)
+
+    # The worker thread.
+    def run(self, store_handle: int, c_key, on_exit: Callable[[], None]) -> None:
+        out = ArrowArrayStream()
+        err = FstoreError()
+        try:
+            status = lib().fstore_store_get_or_compute(
+                store_handle, byref(c_key), self.request, _compute_fn, self.id, byref(out), byref(err)
+            )
+            if status == STATUS_OK:
+                self.result = ArrowStream(out)
+            else:
+                self.error = take_error(status, err)
+        except BaseException as exc:  # a bug here; report it to the caller
+            self.error = exc
+        finally:
+            with self.cond:
+                self.done = True
+                request, self.request = self.request, None
+                self.cond.notify_all()
+            _free_request(request)
+            _calls.pop(self.id, None)
+            on_exit()
+
+    # The worker thread, inside the C call.
+    def compute_into(self, out: int, error: int) -> int:
+        with self.cond:
+            if not self.abandoned:
+                self.pending = True
+                self.cond.notify_all()
+                while self.answer is None and not self.abandoned:
+                    self.cond.wait()
+            answer = self.answer
+        if answer is None:
+            return _fail(error, "the calling thread was interrupted before the compute ran")
+        capsule, exc = answer
+        if exc is not None:
+            return _fail(error, _describe(exc))
+        try:
+            move_stream_into(capsule, out)
+        except BaseException as exc:
+            self.compute_error = exc
+            return _fail(error, _describe(exc))
+        return STATUS_OK
+
+    # The calling thread.
+    def serve(self) -> None:
+        """Waits for the C call to end, running the compute when asked."""
+        while True:
+            with self.cond:
+                while not (self.pending or self.done):
+                    self.cond.wait(_WAIT_SLICE)
+                if not self.pending:
+                    return
+                self.pending = False
+            self._compute()
+
+    def _compute(self) -> None:
+        answer = (None, RuntimeError("the compute did not finish"))
+        try:
+            value = self.compute(self.key)
+            answer = (stream_capsule_of(value, "the value compute returned"), None)
+        except BaseException as exc:
+            self.compute_error = exc
+            answer = (None, exc)
+            if not isinstance(exc, Exception):
+                raise  # KeyboardInterrupt, SystemExit: the caller abandons
+        finally:
+            with self.cond:
+                self.answer = answer
+                self.cond.notify_all()
+
+    def abandon(self) -> None:
+        """The caller stops waiting: cancel the C call's waits, free the worker."""
+        with self.cond:
+            self.abandoned = True
+            self.cond.notify_all()
+        self.cancel()
+
+    def wait_done(self, seconds: float) -> None:
+        deadline = threading.TIMEOUT_MAX if seconds is None else seconds
+        with self.cond:
+            self.cond.wait_for(lambda: self.done, deadline)
+
+    def outcome(self) -> ArrowStream:
+        if self.error is not None:
+            cause = self.compute_error
+            if cause is not None and isinstance(self.error, Error) and self.error.status == Status.CALLBACK_FAILED:
+                raise self.error from cause
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+# --- the store ------------------------------------------------------------
+
+
+class Store:
+    """An open feature cache: ``Store(cache_dir=None, options=None)``.
+
+    `options` maps option names to values, e.g. ``{"lock.granularity":
+    "entry", "lock.cross_process": False, "wait.timeout_ms": 30000,
+    "verify_checksums": True}``; `cache_dir` defaults to $FSTORE_CACHE_DIR,
+    then ~/.feature_cache. Thread-safe: share one store between threads. A
+    store opened before fork() cannot be used in the child (InvalidState).
+    Use it as a context manager, or call `close()`.
+    """
+
+    def __init__(self, cache_dir: Optional[str | os.PathLike] = None, options: Optional[Mapping[str, Any]] = None):
+        self._lock = threading.Lock()
+        self._handle: Optional[int] = None
+        self._users = 0
+        self._closing = False
+        self._pid = os.getpid()
+        settings: list[tuple[str, Any]] = []
+        if cache_dir is not None:
+            settings.append(("cache_dir", cache_dir))
+        if options:
+            if cache_dir is not None and "cache_dir" in options:
+                raise TypeError("cache_dir is given both as an argument and in options")
+            settings.extend(options.items())
+        L = lib()
+        opts = L.fstore_options_new()
+        if not opts:
+            raise MemoryError("fstore_options_new failed")
+        err = FstoreError()
+        try:
+            for name, value in settings:
+                if not isinstance(name, str):
+                    raise TypeError(f"option names must be str, not {type(name).__name__}")
+                text = encode_text(_option_text(name, value), f"option {name!r}")
+                check(L.fstore_options_set(opts, encode_text(name, "option name"), text, byref(err)), err)
+            handle = c_void_p()
+            check(L.fstore_store_open(opts, byref(handle), byref(err)), err)
+            self._handle = handle.value
+        finally:
+            L.fstore_options_free(byref(c_void_p(opts)))
+
+    # Lifetime: calls hold a use of the handle; close() frees it once unused.
+
+    def _enter(self) -> int:
+        with self._lock:
+            if self._handle is None or self._closing:
+                raise InvalidState(Status.INVALID_STATE, "the store is closed")
+            self._users += 1
+            return self._handle
+
+    def _exit(self) -> None:
+        with self._lock:
+            self._users -= 1
+            handle = self._take_handle_if_unused()
+        _close_handle(handle)
+
+    def _take_handle_if_unused(self) -> Optional[int]:
+        if self._closing and self._users == 0 and self._handle is not None:
+            handle, self._handle = self._handle, None
+            return handle
+        return None
+
+    @contextlib.contextmanager
+    def _use(self):
+        handle = self._enter()
+        try:
+            yield handle
+        finally:
+            self._exit()
+
+    def close(self) -> None:
+        """Flushes the manifest (raising if it failed) and closes the store.
+        A call still running on another thread keeps it open until it ends."""
+        with self._lock:
+            if self._closing or self._handle is None:
+                return
+            idle = self._users == 0
+        try:
+            if idle and os.getpid() == self._pid:
+                self.flush()
+        finally:
+            with self._lock:
+                self._closing = True
+                handle = self._take_handle_if_unused()
+            _close_handle(handle)
+
+    @property
+    def closed(self) -> bool:
+        return self._closing or self._handle is None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        handle, self._handle = getattr(self, "_handle", None), None
+        try:
+            _close_handle(handle)
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        return f"<fstore.Store {'closed' if self.closed else 'open'}>"
+
+    # Calls.
+
+    def get_or_compute(
+        self,
+        key: Key,
+        compute: Callable[[Key], Any],
+        columns: Optional[Iterable[str]] = None,
+        timeout: Optional[float | datetime.timedelta] = None,
+        cancel: Optional[CancelToken] = None,
+    ) -> ArrowStream:
+        """The data of `key`, computed with ``compute(key)`` first if absent.
+
+        `compute` returns any object exporting ``__arrow_c_stream__`` (a
+        pyarrow Table or RecordBatchReader, a polars DataFrame, ...). Exactly
+        one caller per entry, across threads and processes sharing the cache,
+        runs it; the others wait and receive the same data or the same error.
+        If `compute` raises, nothing is stored, this call raises
+        `CallbackFailed` from that exception, and the next call retries.
+        `compute` runs on the calling thread (the C call itself runs on a
+        worker thread so that the wait stays interruptible).
+
+        `columns` projects (in that order). `timeout` (seconds) bounds the wait
+        for another caller's compute (`Timeout`); `cancel` ends it from
+        another thread (`Cancelled`); Ctrl-C ends it too (KeyboardInterrupt).
+        """
+        if not callable(compute):
+            raise TypeError(f"compute must be callable, not {type(compute).__name__}")
+        if cancel is not None and not isinstance(cancel, CancelToken):
+            raise TypeError(f"cancel must be an fstore.CancelToken, not {type(cancel).__name__}")
+        c_key = _c_key(key)
+        call = _ComputeCall(compute, key, _new_request(columns, timeout))
+        try:
+            handle = self._enter()
+        except BaseException:
+            call.discard()
+            raise
+        _calls[call.id] = call
+        if cancel is not None:
+            cancel._attach(call)
+        try:
+            try:
+                _workers.submit(lambda: call.run(handle, c_key, self._exit))
+            except BaseException:
+                call.discard()
+                self._exit()
+                raise
+            try:
+                call.serve()
+            except BaseException:
+                call.abandon()
+                call.wait_done(_CANCEL_GRACE)
+                raise
+        finally:
+            if cancel is not None:
+                cancel._detach(call)
+        return call.outcome()
+
+    def get(self, key: Key, columns: Optional[Iterable[str]] = None) -> Optional[ArrowStream]:
+        """The data of `key`, or None if there is no entry. Never computes,
+        never waits."""
+        c_key = _c_key(key)
+        request = _new_request(columns, None) if columns is not None else None
+        try:
+            out = ArrowArrayStream()
+            err = FstoreError()
+            with self._use() as handle:
+                status = lib().fstore_store_get(handle, byref(c_key), request, byref(out), byref(err))
+        finally:
+            _free_request(request)
+        if status == STATUS_NOT_FOUND:
+            lib().fstore_error_release(byref(err))
+            return None
+        check(status, err)
+        return ArrowStream(out)
+
+    def put(self, key: Key, data: Any) -> None:
+        """Stores `data` (any object exporting ``__arrow_c_stream__``) as the
+        entry of `key`, replacing any."""
+        c_key = _c_key(key)
+        capsule = stream_capsule_of(data, "data")
+        err = FstoreError()
+        with self._use() as handle:
+            stream = ArrowArrayStream()
+            move_stream_into(capsule, ctypes.addressof(stream))
+            # fstore_store_put owns the stream from here, whatever happens.
+            status = lib().fstore_store_put(handle, byref(c_key), byref(stream), byref(err))
+        check(status, err)
+
+    def invalidate(self, key: Key) -> bool:
+        """Removes the entry of `key`; returns whether there was one."""
+        c_key = _c_key(key)
+        err = FstoreError()
+        with self._use() as handle:
+            status = lib().fstore_store_invalidate(handle, byref(c_key), byref(err))
+        if status == STATUS_NOT_FOUND:
+            lib().fstore_error_release(byref(err))
+            return False
+        check(status, err)
+        return True
+
+    def contains(self, key: Key) -> bool:
+        """Whether a complete entry of `key` exists."""
+        c_key = _c_key(key)
+        found = c_bool()
+        err = FstoreError()
+        with self._use() as handle:
+            check(lib().fstore_store_contains(handle, byref(c_key), byref(found), byref(err)), err)
+        return bool(found.value)
+
+    def __contains__(self, key: Key) -> bool:
+        return self.contains(key)
+
+    def stats(self) -> Stats:
+        """The store's counters since it was opened."""
+        raw = FstoreStats()
+        err = FstoreError()
+        with self._use() as handle:
+            check(lib().fstore_store_stats(handle, byref(raw), byref(err)), err)
+        return Stats(**{name: getattr(raw, name) for name, _ in FstoreStats._fields_})
+
+    def entries(self) -> ArrowStream:
+        """The manifest, one row per entry (entry_id, feature_set, symbol,
+        start_date, end_date, config, path, rows, bytes, checksum, created_at)."""
+        out = ArrowArrayStream()
+        err = FstoreError()
+        with self._use() as handle:
+            check(lib().fstore_store_list(handle, byref(out), byref(err)), err)
+        return ArrowStream(out)
+
+    def flush(self) -> None:
+        """Waits until the manifest records every entry published so far;
+        raises if a manifest update failed since the last flush."""
+        err = FstoreError()
+        with self._use() as handle:
+            check(lib().fstore_store_flush(handle, byref(err)), err)
+
+    @property
+    def manifest_backend(self) -> str:
+        """The manifest backend in use, e.g. "duckdb"."""
+        with self._use() as handle:
+            name = lib().fstore_store_manifest_backend(handle)
+        return name.decode("utf-8") if name else ""
+
+
+def _close_handle(handle: Optional[int]) -> None:
+    if handle:
+        lib().fstore_store_close(byref(c_void_p(handle)))

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Tests of the Python binding against a built libfstore.
+#
+#   bash bindings/python/run_tests.sh [pytest arguments]
+#
+# Environment: FSTORE_LIB_DIR (the directory holding libfstore.so; default
+# $CARGO_TARGET_DIR/release, CARGO_TARGET_DIR defaulting to
+# $HOME/.cache/fstore-target), FSTORE_LIBRARY (a full path, overrides it),
+# FSTORE_LOCK_KEY_VECTORS (default: the repository's tests/vectors/lock_keys.json),
+# PYTHON (default python3). A virtual environment with pyarrow and pytest is
+# kept in $HOME/.cache/fstore/venv.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+
+target_dir="${CARGO_TARGET_DIR:-$HOME/.cache/fstore-target}"
+export FSTORE_LIB_DIR="${FSTORE_LIB_DIR:-$target_dir/release}"
+export FSTORE_LOCK_KEY_VECTORS="${FSTORE_LOCK_KEY_VECTORS:-$root/tests/vectors/lock_keys.json}"
+
+python="${PYTHON:-python3}"
+if ! command -v "$python" >/dev/null 2>&1; then
+    echo "run_tests.sh: $python not found: install Python 3.9 or newer (with its venv module), or set PYTHON" >&2
+    exit 1
+fi
+
+if [ -n "${FSTORE_LIBRARY:-}" ]; then
+    if [ ! -f "$FSTORE_LIBRARY" ]; then
+        echo "run_tests.sh: FSTORE_LIBRARY=$FSTORE_LIBRARY is not a file" >&2
+        exit 1
+    fi
+elif [ ! -f "$FSTORE_LIB_DIR/libfstore.so" ] && [ ! -f "$FSTORE_LIB_DIR/libfstore.dylib" ]; then
+    echo "run_tests.sh: no libfstore.so in FSTORE_LIB_DIR=$FSTORE_LIB_DIR" >&2
+    echo "  build it first (cargo build --release in $root), or set FSTORE_LIB_DIR / FSTORE_LIBRARY" >&2
+    exit 1
+fi
+if [ ! -f "$FSTORE_LOCK_KEY_VECTORS" ]; then
+    echo "run_tests.sh: lock-key vectors not found at $FSTORE_LOCK_KEY_VECTORS" >&2
+    exit 1
+fi
+
+venv="$HOME/.cache/fstore/venv"
+if [ ! -x "$venv/bin/python" ]; then
+    echo "run_tests.sh: creating a virtual environment in $venv"
+    mkdir -p "$(dirname "$venv")"
+    if ! "$python" -m venv "$venv"; then
+        echo "run_tests.sh: '$python -m venv' failed: install the venv module (e.g. the python3-venv package)" >&2
+        exit 1
+    fi
+fi
+pip=("$venv/bin/python" -m pip --disable-pip-version-check --quiet)
+"${pip[@]}" install "pyarrow>=15" "pytest>=7"
+# polars only shows that other Arrow consumers read the results: optional.
+"${pip[@]}" install "polars>=1" 2>/dev/null || echo "run_tests.sh: polars not installed; its test will be skipped"
+
+# Never touch a real cache: the library's fallback directory points here too.
+scratch="$(mktemp -d "${TMPDIR:-/tmp}/fstore-python-tests.XXXXXX")"
+trap 'rm -rf "$scratch"' EXIT
+export FSTORE_CACHE_DIR="$scratch/default-cache"
+
+export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONDONTWRITEBYTECODE=1
+cd "$here"
+status=0
+"$venv/bin/python" -m pytest -p no:cacheprovider --basetemp="$scratch/pytest" tests "$@" || status=$?
+if [ "$status" -eq 5 ]; then
+    echo "run_tests.sh: pytest collected no tests" >&2
+fi
+exit "$status"
