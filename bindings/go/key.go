@@ -1,0 +1,83 @@
+package fstore
+
+/*
+#include <stdlib.h>
+#include "fstore.h"
+*/
+import "C"
+
+import (
+	"math"
+	"time"
+	"unsafe"
+)
+
+// Key names one cache entry. The library validates it: FeatureSet and Symbol
+// hold 1 to 1,024 bytes of UTF-8, End is not before Start, Config is JSON
+// text ("" means {}) and is canonicalised, so that {"a":1,"b":2} and
+// { "b": 2, "a": 1 } name the same entry.
+type Key struct {
+	FeatureSet string
+	Symbol     string
+	// Start and End are the first and last day of the data, inclusive. Only
+	// the calendar date counts, in the time's own location; the zero
+	// time.Time is refused.
+	Start, End time.Time
+	Config     string
+}
+
+// cKey is a Key in C memory, valid until free.
+type cKey struct {
+	c C.fstore_key
+}
+
+func (k *cKey) free() {
+	C.free(unsafe.Pointer(k.c.feature_set))
+	C.free(unsafe.Pointer(k.c.symbol))
+	C.free(unsafe.Pointer(k.c.config))
+	k.c = C.fstore_key{}
+}
+
+// toC converts the key for a call. The checks here are only those the
+// conversion itself needs (C strings cannot hold NUL, days must fit date32);
+// everything else is the library's to judge.
+func (k Key) toC() (*cKey, error) {
+	start, err := day("key.Start", k.Start)
+	if err != nil {
+		return nil, err
+	}
+	end, err := day("key.End", k.End)
+	if err != nil {
+		return nil, err
+	}
+	out := &cKey{}
+	out.c.start_date = C.int32_t(start)
+	out.c.end_date = C.int32_t(end)
+	if out.c.feature_set, err = cString("key.FeatureSet", k.FeatureSet); err != nil {
+		return nil, err
+	}
+	if out.c.symbol, err = cString("key.Symbol", k.Symbol); err != nil {
+		out.free()
+		return nil, err
+	}
+	if out.c.config, err = cString("key.Config", k.Config); err != nil {
+		out.free()
+		return nil, err
+	}
+	return out, nil
+}
+
+const secondsPerDay = 24 * 60 * 60
+
+// day is t's calendar date (in t's location) as days since 1970-01-01.
+func day(what string, t time.Time) (int32, error) {
+	if t.IsZero() {
+		return 0, invalidArgument("%s is not set (the zero time.Time)", what)
+	}
+	y, m, d := t.Date()
+	days := time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / secondsPerDay
+	if days < math.MinInt32 || days > math.MaxInt32 {
+		return 0, invalidArgument("%s (%s) is out of the range of date32", what, t.Format(time.DateOnly))
+	}
+	return int32(days), nil
+}

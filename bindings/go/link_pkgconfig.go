@@ -1,0 +1,8 @@
+//go:build fstore_pkgconfig
+
+package fstore
+
+/*
+#cgo pkg-config: fstore
+*/
+import "C"
