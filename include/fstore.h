@@ -397,12 +397,12 @@ fstore_status fstore_store_get_or_compute(const struct fstore_store *store,
                                           struct fstore_error *error);
 
 /*
- Stores the data of `in` as the entry of `key`, replacing any. Takes
- ownership of `*in` in every case (it is released on return).
+ Stores the data of `input` as the entry of `key`, replacing any. Takes
+ ownership of `*input` in every case (it is released on return).
  */
 fstore_status fstore_store_put(const struct fstore_store *store,
                                const struct fstore_key *key,
-                               struct ArrowArrayStream *in_,
+                               struct ArrowArrayStream *input,
                                struct fstore_error *error);
 
 /*

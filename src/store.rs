@@ -1,6 +1,7 @@
 //! The store: get, get-or-compute, put, invalidate, contains and stats over
 //! one cache directory.
 
+use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -63,9 +64,11 @@ pub struct Store {
     cache_dir: PathBuf,
     storage: Storage,
     flights: Flights,
-    locks: SharedLocks,
-    manifest: Box<dyn Manifest>,
-    postgres: Option<Arc<PgPool>>,
+    // These three own threads (the manifest writer, the pool's), which a
+    // forked child does not have: it must neither join nor drop them.
+    locks: ManuallyDrop<SharedLocks>,
+    manifest: ManuallyDrop<Box<dyn Manifest>>,
+    postgres: ManuallyDrop<Option<Arc<PgPool>>>,
     /// Why the store runs differently than configured (e.g. a fallback).
     warnings: Vec<String>,
     counters: Counters,
@@ -104,9 +107,9 @@ impl Store {
             cache_dir,
             storage,
             flights: Flights::default(),
-            locks,
-            manifest,
-            postgres,
+            locks: ManuallyDrop::new(locks),
+            manifest: ManuallyDrop::new(manifest),
+            postgres: ManuallyDrop::new(postgres),
             warnings,
             counters: Counters::default(),
             owner_pid: std::process::id(),
@@ -381,9 +384,16 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
-        // In a forked child the writer thread does not exist: leave it be.
-        if std::process::id() == self.owner_pid {
-            let _ = self.manifest.shutdown();
+        // In a forked child the threads do not exist: leak what owns them.
+        if std::process::id() != self.owner_pid {
+            return;
+        }
+        let _ = self.manifest.shutdown();
+        // SAFETY: dropped exactly once, here, and never used afterwards.
+        unsafe {
+            ManuallyDrop::drop(&mut self.locks);
+            ManuallyDrop::drop(&mut self.manifest);
+            ManuallyDrop::drop(&mut self.postgres);
         }
     }
 }

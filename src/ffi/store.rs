@@ -172,17 +172,17 @@ unsafe fn run_callback(
     Ok(Box::new(reader))
 }
 
-/// Stores the data of `in` as the entry of `key`, replacing any. Takes
-/// ownership of `*in` in every case (it is released on return).
+/// Stores the data of `input` as the entry of `key`, replacing any. Takes
+/// ownership of `*input` in every case (it is released on return).
 #[no_mangle]
 pub unsafe extern "C" fn fstore_store_put(
     store: *const fstore_store,
     key: *const fstore_key,
-    in_: *mut FFI_ArrowArrayStream,
+    input: *mut FFI_ArrowArrayStream,
     error: *mut fstore_error,
 ) -> fstore_status {
     boundary(error, || {
-        let stream = take(arg_mut(in_, "in")?);
+        let stream = take(arg_mut(input, "input")?);
         let store = &arg(store, "store")?.store;
         let key = key_arg(key)?;
         let mut reader = import(stream, "the input stream")?;

@@ -53,9 +53,23 @@ CREATE TABLE IF NOT EXISTS fstore_entries (
 );
 ";
 
+extern "C" {
+    /// Defined next to DuckDB's static-extension registration (a static
+    /// initializer). Nothing else references that object, so a program that
+    /// links libfstore.a would drop it, and with it DuckDB's built-in
+    /// functions; referencing this symbol keeps it.
+    static duckdb_rs_static_extension_autoregister: std::ffi::c_int;
+}
+
+fn keep_static_extensions() {
+    // SAFETY: a plain int defined by the bundled DuckDB build.
+    let _ = unsafe { std::ptr::read_volatile(&raw const duckdb_rs_static_extension_autoregister) };
+}
+
 impl DuckDbManifest {
     /// Creates the schema if needed and starts the writer thread.
     pub fn open(cache_dir: &Path) -> Result<Self> {
+        keep_static_extensions();
         let db_path = cache_dir.join(DATABASE_FILE);
         let lock_path = cache_dir.join(LOCK_FILE);
         with_connection(&db_path, &lock_path, Access::Write, |conn| migrate(conn, &db_path))?;

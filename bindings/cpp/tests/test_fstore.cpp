@@ -1,0 +1,453 @@
+// Tests of the C++ binding (fstore.hpp) against the real library: real files,
+// real threads. Arrow streams come from the C tests' helper (arrow_testing.h).
+#include <fstore.hpp>
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "arrow_testing.h"
+#include "lock_key_vectors.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+// A fresh cache directory, removed at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/fstore-cpp-XXXXXX";
+    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+fstore::Options options_for(const TempDir& dir) {
+  return fstore::Options().set("cache_dir", dir.path()).set("wait.timeout_ms", "60000").set("manifest", "duckdb");
+}
+
+// `rows` rows of date (date32) and close (float64) derived from `seed`.
+fstore::UniqueArrayStream sample(int rows, double seed, int batches = 2) {
+  std::vector<std::int32_t> dates(static_cast<size_t>(rows));
+  std::vector<double> close(static_cast<size_t>(rows));
+  for (int i = 0; i < rows; i++) {
+    dates[static_cast<size_t>(i)] = 19000 + i;
+    close[static_cast<size_t>(i)] = seed + i;
+  }
+  at_column columns[2] = {{"date", AT_DATE32, dates.data()}, {"close", AT_FLOAT64, close.data()}};
+  fstore::UniqueArrayStream out;
+  if (at_stream_make(out.get(), columns, 2, rows, batches, AT_STREAM_OK) != 0) throw std::bad_alloc();
+  return out;
+}
+
+// What a stream held: column names in order, and the close values.
+struct Read {
+  std::vector<std::string> names;
+  std::vector<double> close;
+  std::int64_t rows = 0;
+};
+
+Read read_all(fstore::UniqueArrayStream stream) {
+  at_table table;
+  char why[256];
+  int rc = at_stream_read(stream.get(), &table, why, sizeof why);
+  EXPECT_FALSE(stream.valid());  // the reader released it
+  Read out;
+  if (rc != 0) {
+    at_table_free(&table);
+    throw std::runtime_error(why);
+  }
+  out.rows = table.n_rows;
+  for (int c = 0; c < table.n_columns; c++) out.names.emplace_back(table.columns[c].name);
+  if (const at_column_data* close = at_table_column(&table, "close")) {
+    out.close.assign(close->f64, close->f64 + close->length);
+  }
+  at_table_free(&table);
+  return out;
+}
+
+std::vector<double> expected_close(int rows, double seed) {
+  std::vector<double> out;
+  for (int i = 0; i < rows; i++) out.push_back(seed + i);
+  return out;
+}
+
+const fstore::Key kKey{"returns", "AAPL", 19000, 19009, R"({"window": 20})"};
+
+// Runs `body`, expecting fstore::Error with `status` and `needle` in its text.
+template <class Body>
+void expect_error(Body body, fstore::Status status, const std::string& needle) {
+  try {
+    body();
+    ADD_FAILURE() << "no exception; expected " << fstore::status_name(status);
+  } catch (const fstore::Error& e) {
+    EXPECT_EQ(e.status(), status) << e.what();
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+TEST(Basics, VersionStatusNamesAndLockKeys) {
+  EXPECT_FALSE(fstore::version().empty());
+  EXPECT_STREQ(fstore::status_name(fstore::Status::timeout), "timeout");
+  const char* path = std::getenv("FSTORE_LOCK_KEY_VECTORS");
+  ASSERT_NE(path, nullptr) << "FSTORE_LOCK_KEY_VECTORS is not set";
+  lkv_vector* vectors = nullptr;
+  char why[256];
+  int n = lkv_read(path, &vectors, why, sizeof why);
+  ASSERT_GE(n, 4) << why;
+  for (int i = 0; i < n; i++) EXPECT_EQ(fstore::lock_key(vectors[i].symbol), vectors[i].key) << vectors[i].symbol;
+  lkv_free(vectors, n);
+  expect_error([] { fstore::lock_key(""); }, fstore::Status::invalid_argument, "symbol is empty");
+  expect_error([] { fstore::lock_key(std::string("AA\0PL", 5)); }, fstore::Status::invalid_argument,
+               "contains a NUL byte");
+}
+
+TEST(Options, ErrorsCarryStatusAndMessage) {
+  fstore::Options options;
+  expect_error([&] { options.set("cache_dri", "/x"); }, fstore::Status::invalid_argument,
+               "unknown option 'cache_dri'");
+  expect_error([&] { options.set("lock.granularity", "row"); }, fstore::Status::invalid_argument,
+               "lock.granularity");
+  try {
+    options.set("wait.timeout_ms", "soon");
+    FAIL() << "no exception";
+  } catch (const std::runtime_error& e) {  // fstore::Error is a std::runtime_error
+    EXPECT_NE(std::string(e.what()).find("wait.timeout_ms"), std::string::npos);
+  }
+  EXPECT_NO_THROW(options.set("lock.granularity", "entry").set("verify_checksums", "false"));
+}
+
+TEST(Store, RaiiClosesAndMoves) {
+  TempDir dir;
+  {
+    fstore::Store store(options_for(dir));
+    EXPECT_TRUE(store.is_open());
+    EXPECT_EQ(store.manifest_backend(), "duckdb");
+    store.put(kKey, sample(10, 1.0));
+    fstore::Store moved(std::move(store));
+    EXPECT_FALSE(store.is_open());  // NOLINT(bugprone-use-after-move): the moved-from state is the point
+    EXPECT_EQ(store.manifest_backend(), "");
+    expect_error([&] { store.contains(kKey); }, fstore::Status::invalid_argument, "store is NULL");
+    EXPECT_TRUE(moved.contains(kKey));
+  }  // closed here: the manifest is flushed
+  fstore::Store reopened(options_for(dir));
+  auto list = read_all(reopened.list());
+  EXPECT_EQ(list.rows, 1);
+  reopened.close();
+  EXPECT_FALSE(reopened.is_open());
+  reopened.close();  // twice is fine
+}
+
+TEST(Store, OpenFailureThrowsIo) {
+  TempDir dir;
+  std::string file = dir.path() + "/plain-file";
+  { std::FILE* f = std::fopen(file.c_str(), "w"); ASSERT_NE(f, nullptr); std::fclose(f); }
+  expect_error([&] { fstore::Store store(fstore::Options().set("cache_dir", file + "/cache")); },
+               fstore::Status::io, "plain-file");
+}
+
+TEST(Store, GetOrComputeMissThenHit) {
+  TempDir dir;
+  fstore::Store store(options_for(dir));
+  EXPECT_EQ(store.get(kKey), std::nullopt);
+  int calls = 0;
+  auto compute = [&](const fstore::Key& key) {
+    calls++;
+    EXPECT_EQ(key, kKey);
+    return sample(10, 5.0);
+  };
+  EXPECT_EQ(read_all(store.get_or_compute(kKey, compute)).close, expected_close(10, 5.0));
+  EXPECT_EQ(read_all(store.get_or_compute(kKey, compute)).close, expected_close(10, 5.0));
+  EXPECT_EQ(calls, 1);
+  auto got = store.get(kKey);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(read_all(std::move(*got)).close, expected_close(10, 5.0));
+  fstore::Stats stats = store.stats();
+  EXPECT_EQ(stats.computes, 1u);
+  EXPECT_GE(stats.hits, 2u);
+}
+
+TEST(Store, OutParameterCallableAndProjection) {
+  TempDir dir;
+  fstore::Store store(options_for(dir));
+  fstore::Request request;
+  request.columns({"close", "date"});
+  auto data = store.get_or_compute(
+      kKey, [](const fstore::Key&, ArrowArrayStream* out) { sample(6, 2.0).move_to(out); }, request);
+  Read read = read_all(std::move(data));
+  EXPECT_EQ(read.names, (std::vector<std::string>{"close", "date"}));
+  EXPECT_EQ(read.close, expected_close(6, 2.0));
+  request.columns({"nope"});
+  expect_error([&] { store.get(kKey, request); }, fstore::Status::invalid_argument, "unknown column 'nope'");
+  request.columns({});
+  EXPECT_EQ(read_all(std::move(*store.get(kKey, request))).names, (std::vector<std::string>{"date", "close"}));
+}
+
+TEST(Store, PutContainsInvalidateList) {
+  TempDir dir;
+  fstore::Store store(options_for(dir));
+  fstore::Key other = kKey;
+  other.symbol = "MSFT";
+  store.put(kKey, sample(4, 1.0));
+  store.put(other, sample(4, 2.0));
+  EXPECT_TRUE(store.contains(kKey));
+  store.flush();
+  EXPECT_EQ(read_all(store.list()).rows, 2);
+  EXPECT_TRUE(store.invalidate(kKey));
+  EXPECT_FALSE(store.invalidate(kKey));
+  EXPECT_FALSE(store.contains(kKey));
+  EXPECT_EQ(read_all(store.list()).rows, 1);
+  // A bad key throws with the library's message; the store goes on.
+  fstore::Key bad = kKey;
+  bad.end_date = bad.start_date - 1;
+  expect_error([&] { store.put(bad, sample(4, 1.0)); }, fstore::Status::invalid_argument, "is before start_date");
+  bad = kKey;
+  bad.config = R"({"a": 1, "a": 2})";
+  expect_error([&] { store.contains(bad); }, fstore::Status::invalid_argument, "duplicate member name");
+  bad = kKey;
+  bad.symbol = std::string("AA\0PL", 5);
+  expect_error([&] { store.get(bad); }, fstore::Status::invalid_argument, "key.symbol contains a NUL byte");
+  EXPECT_TRUE(store.contains(other));
+  EXPECT_EQ(at_live_objects(), 0);
+}
+
+TEST(Store, ThrowingCallableBecomesCallbackFailed) {
+  TempDir dir;
+  fstore::Store store(options_for(dir));
+  expect_error(
+      [&] {
+        store.get_or_compute(kKey, [](const fstore::Key& key) -> fstore::UniqueArrayStream {
+          throw std::runtime_error("no quotes for " + key.symbol + " today");
+        });
+      },
+      fstore::Status::callback_failed, "no quotes for AAPL today");
+  expect_error([&] { store.get_or_compute(kKey, [](const fstore::Key&) -> fstore::UniqueArrayStream { throw 42; }); },
+               fstore::Status::callback_failed, "non-standard exception");
+  expect_error([&] { store.get_or_compute(kKey, [](const fstore::Key&) { return fstore::UniqueArrayStream(); }); },
+               fstore::Status::callback_failed, "empty stream");
+  // A callable that filled the stream and then threw: the library releases it.
+  expect_error(
+      [&] {
+        store.get_or_compute(kKey, [](const fstore::Key&, ArrowArrayStream* out) {
+          sample(3, 1.0).move_to(out);
+          throw std::logic_error("changed my mind");
+        });
+      },
+      fstore::Status::callback_failed, "changed my mind");
+  EXPECT_EQ(at_live_objects(), 0);
+  EXPECT_FALSE(store.contains(kKey));
+  EXPECT_EQ(store.stats().compute_failures, 4u);
+  // The next call computes again and succeeds.
+  EXPECT_EQ(read_all(store.get_or_compute(kKey, [](const fstore::Key&) { return sample(3, 9.0); })).close,
+            expected_close(3, 9.0));
+}
+
+TEST(Store, ThreadsSharingOneKeyComputeOnce) {
+  TempDir dir;
+  fstore::Store store(options_for(dir));
+  std::atomic<int> calls{0};
+  constexpr int kThreads = 8;
+  std::vector<std::vector<double>> results(kThreads);
+  std::vector<std::string> failures(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; t++) {
+    threads.emplace_back([&, t] {
+      try {
+        results[static_cast<size_t>(t)] = read_all(store.get_or_compute(kKey, [&](const fstore::Key&) {
+                                                     calls++;
+                                                     std::this_thread::sleep_for(200ms);
+                                                     return sample(12, 3.0);
+                                                   })).close;
+      } catch (const std::exception& e) {
+        failures[static_cast<size_t>(t)] = e.what();
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(calls.load(), 1);
+  for (int t = 0; t < kThreads; t++) {
+    EXPECT_EQ(failures[static_cast<size_t>(t)], "");
+    EXPECT_EQ(results[static_cast<size_t>(t)], expected_close(12, 3.0));
+  }
+  EXPECT_EQ(store.stats().computes, 1u);
+}
+
+TEST(Store, CancelAndTimeoutEndAWait) {
+  TempDir dir;
+  fstore::Store store(options_for(dir));
+  std::atomic<bool> started{false};
+  std::string leader_failure;
+  std::thread leader([&] {
+    try {
+      store.get_or_compute(kKey, [&](const fstore::Key&) {
+        started = true;
+        std::this_thread::sleep_for(1500ms);
+        return sample(5, 4.0);
+      });
+    } catch (const std::exception& e) {
+      leader_failure = e.what();
+    }
+  });
+  while (!started) std::this_thread::sleep_for(5ms);
+
+  fstore::Request request;
+  auto begin = std::chrono::steady_clock::now();
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(150ms);
+    request.cancel();
+  });
+  bool computed = false;
+  expect_error([&] { store.get_or_compute(kKey, [&](const fstore::Key&) { computed = true; return sample(1, 0); }, request); },
+               fstore::Status::cancelled, "cancelled");
+  canceller.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, 1000ms);
+
+  fstore::Request bounded;
+  bounded.timeout(100ms);
+  expect_error([&] { store.get_or_compute(kKey, [&](const fstore::Key&) { computed = true; return sample(1, 0); }, bounded); },
+               fstore::Status::timeout, "gave up after 100 ms");
+  EXPECT_FALSE(computed);
+  leader.join();
+  EXPECT_EQ(leader_failure, "");
+  EXPECT_EQ(read_all(std::move(*store.get(kKey))).close, expected_close(5, 4.0));
+  fstore::Stats stats = store.stats();
+  EXPECT_EQ(stats.cancellations, 1u);
+  EXPECT_EQ(stats.timeouts, 1u);
+}
+
+TEST(Store, SummaryMaintainAndBackendFigures) {
+  TempDir dir;
+  fstore::Store store(options_for(dir));
+  EXPECT_EQ(store.manifest_backend(), "duckdb");
+  EXPECT_TRUE(store.warnings().empty());
+  EXPECT_EQ(store.pool_stats(), std::nullopt);
+  EXPECT_EQ(store.lock_stats(), std::nullopt);
+  fstore::Key other = kKey;
+  other.symbol = "MSFT";
+  store.put(kKey, sample(4, 1.0));
+  store.put(other, sample(6, 1.0));
+  store.flush();
+  Read summary = read_all(store.summary());
+  EXPECT_EQ(summary.rows, 2);
+  EXPECT_EQ(summary.names, (std::vector<std::string>{"feature_set", "symbol", "entries", "rows", "bytes", "oldest",
+                                                     "newest"}));
+  fstore::MaintainReport report = store.maintain();
+  EXPECT_EQ(report.expired_entries + report.rows_without_file + report.files_without_row + report.temp_files, 0u);
+  fstore::MaintainOptions expire_all;
+  expire_all.max_age = 0ms;
+  expire_all.grace = 0ms;
+  expire_all.dry_run = true;
+  EXPECT_EQ(store.maintain(expire_all).expired_entries, 2u);
+  EXPECT_TRUE(store.contains(kKey));
+  expire_all.dry_run = false;
+  EXPECT_EQ(store.maintain(expire_all).expired_entries, 2u);
+  EXPECT_FALSE(store.contains(kKey));
+  expire_all.grace = -1ms;
+  expect_error([&] { store.maintain(expire_all); }, fstore::Status::invalid_argument, "grace_ms is negative");
+}
+
+TEST(Store, FallbackWarningsAndMigrationErrors) {
+  TempDir dir;
+  fstore::Options options = fstore::Options()
+                                .set("cache_dir", dir.path())
+                                .set("manifest", "auto")
+                                .set("postgres.host", "127.0.0.1")
+                                .set("postgres.port", "1")  // nothing listens there
+                                .set("postgres.connect_timeout_ms", "300");
+  fstore::Store store(options);
+  EXPECT_EQ(store.manifest_backend(), "duckdb");
+  ASSERT_EQ(store.warnings().size(), 1u);
+  EXPECT_NE(store.warnings()[0].find("127.0.0.1"), std::string::npos) << store.warnings()[0];
+  expect_error([&] { fstore::migrate_schema(options); }, fstore::Status::unavailable, "127.0.0.1");
+}
+
+// PostgreSQL: run when FSTORE_TEST_PG_DSN names a server (run_tests.sh starts one).
+TEST(Postgres, ManifestLocksAndMigration) {
+  const char* dsn = std::getenv("FSTORE_TEST_PG_DSN");
+  if (dsn == nullptr || *dsn == '\0') GTEST_SKIP() << "FSTORE_TEST_PG_DSN is not set";
+  // A schema of this process: FSTORE_TEST_PG_SCHEMA (a prefix) and the pid.
+  const char* prefix = std::getenv("FSTORE_TEST_PG_SCHEMA");
+  std::string schema = std::string(prefix != nullptr && *prefix != '\0' ? prefix : "fstore_cpp") + "_" +
+                       std::to_string(getpid());
+  TempDir dir, old_dir;
+  auto pg = [&](const TempDir& d) {
+    return fstore::Options()
+        .set("cache_dir", d.path())
+        .set("manifest", "postgres")
+        .set("postgres.dsn", dsn)
+        .set("postgres.schema", schema)
+        .set("wait.timeout_ms", "60000");
+  };
+  fstore::migrate_schema(pg(dir));
+  fstore::Store store(pg(dir));
+  EXPECT_EQ(store.manifest_backend(), "postgres");
+  ASSERT_TRUE(store.pool_stats().has_value());
+  EXPECT_GE(store.pool_stats()->size, 1u);
+  int calls = 0;
+  for (int i = 0; i < 2; i++) {
+    EXPECT_EQ(read_all(store.get_or_compute(kKey, [&](const fstore::Key&) { calls++; return sample(3, 8.0); })).close,
+              expected_close(3, 8.0));
+  }
+  EXPECT_EQ(calls, 1);
+  ASSERT_TRUE(store.lock_stats().has_value());
+  fstore::Key legacy = kKey;
+  legacy.symbol = "LEGACY";
+  {
+    fstore::Store embedded(options_for(old_dir));
+    embedded.put(legacy, sample(2, 1.0));
+  }
+  fstore::MigrationReport first = fstore::migrate_manifest(pg(old_dir));
+  EXPECT_EQ(first.rows_read, 1u);
+  EXPECT_EQ(first.inserted, 1u);
+  fstore::MigrationReport again = fstore::migrate_manifest(pg(old_dir));
+  EXPECT_EQ(again.inserted, 0u);
+  EXPECT_EQ(again.already_present, 1u);
+  EXPECT_TRUE(store.contains(kKey));
+  EXPECT_FALSE(store.contains(legacy));  // the row moved; the file stays in its own cache directory
+}
+
+TEST(UniqueArrayStream, MovesAndReleases) {
+  long before = at_live_objects();
+  {
+    fstore::UniqueArrayStream a = sample(3, 1.0);
+    EXPECT_TRUE(a.valid());
+    fstore::UniqueArrayStream b(std::move(a));
+    EXPECT_FALSE(a.valid());  // NOLINT(bugprone-use-after-move)
+    EXPECT_TRUE(b.valid());
+    fstore::UniqueArrayStream c;
+    c = std::move(b);
+    EXPECT_TRUE(c.valid());
+    c = sample(2, 1.0);  // the first is released on assignment
+    ArrowArrayStream raw;
+    c.move_to(&raw);
+    EXPECT_FALSE(c.valid());
+    fstore::UniqueArrayStream d(&raw);
+    EXPECT_EQ(raw.release, nullptr);
+    EXPECT_TRUE(d.valid());
+  }
+  EXPECT_EQ(at_live_objects(), before);
+}
+
+}  // namespace
