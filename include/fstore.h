@@ -308,6 +308,8 @@ struct fstore_options *fstore_options_new(void);
  - `lock.namespace`: mixed into every lock key (default empty)
  - `wait.timeout_ms`: longest wait for another's compute (default 600000)
  - `verify_checksums`: `true` (default) or `false`
+ - `memory_cache_mb`: decoded entries kept in memory per store (default 64;
+   0 disables); served only while their file is unchanged
  - `manifest`: `auto` (default), `postgres` or `duckdb`
  - `postgres.dsn`, or `postgres.host`, `.port`, `.database`, `.user`,
    `.password` (default: `PG_MANIFEST_DSN`, or `PG_HOST`, `PG_PORT`, ...)

@@ -16,6 +16,7 @@ mod jcs;
 mod key;
 pub mod maintenance;
 mod manifest;
+mod memory_cache;
 mod migration;
 mod options;
 mod pg;

@@ -82,6 +82,9 @@ pub struct Options {
     pub wait_timeout: Duration,
     /// Check each entry's checksum when it is read.
     pub verify_checksums: bool,
+    /// Bytes of decoded entries each store keeps in memory (0: none). A
+    /// cached entry is served only while its file is unchanged.
+    pub memory_cache_bytes: usize,
     /// Mixed into every lock key, for databases (or hosts) shared with other
     /// programs; empty keeps the plain per-symbol key that others compute too.
     pub lock_namespace: String,
@@ -97,6 +100,7 @@ impl Default for Options {
             cross_process_lock: true,
             wait_timeout: Duration::from_secs(600),
             verify_checksums: true,
+            memory_cache_bytes: 64 << 20,
             lock_namespace: String::new(),
             manifest: ManifestChoice::Auto,
             postgres: PostgresOptions {
@@ -119,6 +123,7 @@ pub const OPTION_NAMES: &[&str] = &[
     "lock.namespace",
     "wait.timeout_ms",
     "verify_checksums",
+    "memory_cache_mb",
     "manifest",
     "postgres.dsn",
     "postgres.host",
@@ -155,6 +160,10 @@ impl Options {
             "wait.timeout_ms" => self.wait_timeout = Duration::from_millis(parse_millis(name, value)?),
             "verify_checksums" => self.verify_checksums = parse_bool(name, value)?,
             "lock.namespace" => self.lock_namespace = value.to_string(),
+            "memory_cache_mb" => {
+                let mb = value.parse::<usize>().ok().filter(|mb| *mb <= 1 << 30);
+                self.memory_cache_bytes = mb.ok_or_else(|| bad_value(name, value, "a whole number of MiB"))? << 20;
+            }
             "manifest" => {
                 self.manifest = match value {
                     "auto" => ManifestChoice::Auto,

@@ -14,6 +14,7 @@ use crate::file_lock::FileLocks;
 use crate::flight::{Flights, Role};
 use crate::key::{namespaced, Key, ResolvedKey};
 use crate::manifest::{self, Backend, DuckDbManifest, Manifest, ManifestRow, PostgresManifest};
+use crate::memory_cache::{FileStamp, MemoryCache};
 use crate::options::{LockGranularity, ManifestChoice, Options};
 use crate::pg::{LockStats, PgLocks, PgPool, PoolStats};
 use crate::shared_lock::{SharedLockGuard, SharedLocks};
@@ -63,6 +64,7 @@ pub struct Store {
     options: Options,
     cache_dir: PathBuf,
     storage: Storage,
+    memory: MemoryCache,
     flights: Flights,
     // These three own threads (the manifest writer, the pool's), which a
     // forked child does not have: it must neither join nor drop them.
@@ -102,10 +104,12 @@ impl Store {
                 eprintln!("libfstore: warning: {warning}");
             }
         }
+        let memory = MemoryCache::new(options.memory_cache_bytes);
         Ok(Store {
             options,
             cache_dir,
             storage,
+            memory,
             flights: Flights::default(),
             locks: ManuallyDrop::new(locks),
             manifest: ManuallyDrop::new(manifest),
@@ -272,6 +276,7 @@ impl Store {
     pub fn invalidate(&self, key: &Key) -> Result<()> {
         self.check_process()?;
         let key = ResolvedKey::resolve(key)?;
+        self.memory.remove(&key.entry_id);
         let existed = self.storage.remove(&key.entry_id)?;
         self.manifest.remove(std::slice::from_ref(&key.entry_id))?;
         if existed {
@@ -352,11 +357,28 @@ impl Store {
     }
 
     fn read(&self, key: &ResolvedKey, request: &Request) -> Result<Option<Data>> {
-        let found = self.storage.read(key, request.columns.as_deref())?;
-        Ok(found.map(|(data, bytes)| {
-            bump(&self.counters.bytes_read, bytes);
-            data
-        }))
+        let columns = request.columns.as_deref();
+        if !self.memory.enabled() {
+            let found = self.storage.read(key, columns)?;
+            return Ok(found.map(|(data, bytes)| {
+                bump(&self.counters.bytes_read, bytes);
+                data
+            }));
+        }
+        // The file proves the hit; memory only saves decoding it again.
+        let Some(stamp) = FileStamp::of(&self.storage.entry_path(&key.entry_id)) else {
+            return Ok(None);
+        };
+        if let Some(data) = self.memory.get(&key.entry_id, stamp) {
+            return data.project(columns).map(Some);
+        }
+        let Some((data, bytes)) = self.storage.read(key, None)? else {
+            return Ok(None);
+        };
+        bump(&self.counters.bytes_read, bytes);
+        let data = Arc::new(data);
+        self.memory.insert(&key.entry_id, stamp, Arc::clone(&data));
+        data.project(columns).map(Some)
     }
 
     /// Like `read`, but a corrupt file counts as missing so that it is computed again.
@@ -373,6 +395,9 @@ impl Store {
     fn publish(&self, key: &ResolvedKey, reader: &mut dyn RecordBatchReader) -> Result<Data> {
         let (data, published) = self.storage.write(key, reader)?;
         bump(&self.counters.bytes_written, published.bytes);
+        if let Some(stamp) = FileStamp::of(&published.path) {
+            self.memory.insert(&key.entry_id, stamp, Arc::new(data.clone()));
+        }
         // The file is already the proof of the entry: a manifest failure is
         // reported (flush) and repaired by maintenance, not failed here.
         if let Err(e) = self.manifest.record(manifest_row(key, &published, &self.cache_dir)) {

@@ -47,9 +47,36 @@ fn a_miss_computes_once_then_hits() {
     assert_eq!(common::digest(&first), common::digest(&second));
     let s = store.stats();
     assert_eq!((s.misses, s.hits, s.computes), (1, 1, 1));
-    assert!(s.bytes_written > 0 && s.bytes_read > 0);
+    // The hit came from the memory cache: the leader kept what it published.
+    assert!(s.bytes_written > 0 && s.bytes_read == 0, "{s:?}");
     assert!(store.contains(&k).unwrap());
     assert!(store.get(&key("AAPL", 19000, 19031), &Request::new()).unwrap().is_none());
+}
+
+#[test]
+fn the_memory_cache_never_serves_a_replaced_or_removed_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (open(dir.path()), open(dir.path()));
+    let k = key("AAPL", 1, 30);
+    a.put(&k, reader(sample(&k, 1)).as_mut()).unwrap();
+    assert_eq!(tags(&a.get(&k, &Request::new()).unwrap().unwrap())[0], 1);
+    // Another store (as another process would) republishes the entry.
+    b.put(&k, reader(sample(&k, 2)).as_mut()).unwrap();
+    assert_eq!(tags(&a.get(&k, &Request::new()).unwrap().unwrap())[0], 2);
+    assert!(a.stats().bytes_read > 0, "the new file was read, not the cached one");
+    b.invalidate(&k).unwrap();
+    assert!(a.get(&k, &Request::new()).unwrap().is_none());
+
+    // With the cache off, every hit reads the file.
+    let mut options = Options::default();
+    options.set("cache_dir", dir.path().to_str().unwrap()).unwrap();
+    options.set("memory_cache_mb", "0").unwrap();
+    let uncached = Store::open(options).unwrap();
+    uncached.put(&k, reader(sample(&k, 3)).as_mut()).unwrap();
+    for _ in 0..2 {
+        assert_eq!(tags(&uncached.get(&k, &Request::new()).unwrap().unwrap())[0], 3);
+    }
+    assert!(uncached.stats().bytes_read > 0);
 }
 
 #[test]
