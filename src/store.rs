@@ -395,9 +395,9 @@ impl Store {
     fn publish(&self, key: &ResolvedKey, reader: &mut dyn RecordBatchReader) -> Result<Data> {
         let (data, published) = self.storage.write(key, reader)?;
         bump(&self.counters.bytes_written, published.bytes);
-        if let Some(stamp) = FileStamp::of(&published.path) {
-            self.memory.insert(&key.entry_id, stamp, Arc::new(data.clone()));
-        }
+        // Not kept in the memory cache: its buffers belong to the producer
+        // (a C, Go or Python allocator), which must get them back now, not at
+        // some later eviction on another thread. The first hit decodes the file.
         // The file is already the proof of the entry: a manifest failure is
         // reported (flush) and repaired by maintenance, not failed here.
         if let Err(e) = self.manifest.record(manifest_row(key, &published, &self.cache_dir)) {

@@ -42,39 +42,16 @@ if [ -f "$build/CMakeCache.txt" ]; then
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/fstore-cpp-test.XXXXXX")
-pg_dir=""
+. "$root/tests/pg_env.sh"
 cleanup() {
-  if [ -n "$pg_dir" ]; then
-    "$root/tests/pg_server.sh" stop "$pg_dir"
-  elif [ -n "${FSTORE_TEST_PG_DSN:-}" ] && command -v psql >/dev/null; then
-    # the tests' schemas: $FSTORE_TEST_PG_SCHEMA followed by a pid
-    psql "$FSTORE_TEST_PG_DSN" -q >/dev/null 2>&1 <<SQL || true
-DO \$\$ DECLARE s text; BEGIN
-  FOR s IN SELECT nspname FROM pg_namespace WHERE nspname LIKE '${FSTORE_TEST_PG_SCHEMA}\\_%' LOOP
-    EXECUTE 'DROP SCHEMA ' || quote_ident(s) || ' CASCADE';
-  END LOOP;
-END \$\$;
-SQL
-  fi
+  fstore_pg_cleanup
   rm -rf "$work"
 }
 trap cleanup EXIT
 mkdir "$work/tmp"
 outer_tmp=${TMPDIR:-/tmp}
 export TMPDIR=$work/tmp FSTORE_LOCK_KEY_VECTORS=$vectors
-# The PostgreSQL test: a given server (FSTORE_TEST_PG_DSN), else a throwaway one.
-export FSTORE_TEST_PG_SCHEMA=fstore_cpp_test_$$
-if [ -z "${FSTORE_TEST_PG_DSN:-}" ]; then
-  # Not under $work: the server runs as another user, who must reach its directory.
-  pg_dir=$(mktemp -d "${outer_tmp:-/tmp}/fstore-pg.XXXXXX")
-  pg_env=$("$root/tests/pg_server.sh" start "$pg_dir") || {
-    echo "run_tests.sh: cannot start a PostgreSQL server for the PostgreSQL test (see above)," \
-      "or set FSTORE_TEST_PG_DSN to an existing server" >&2
-    exit 1
-  }
-  eval "$pg_env"
-  export FSTORE_TEST_PG_DSN
-fi
+fstore_pg_setup run_tests.sh fstore_cpp_test "$outer_tmp" || exit 1
 jobs=$(nproc 2>/dev/null || echo 2)
 
 echo "== configuring $build against $lib_dir"

@@ -31,39 +31,16 @@ if [ "${FSTORE_SKIP_VALGRIND:-0}" != 1 ] && ! command -v valgrind >/dev/null; th
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/fstore-c-test.XXXXXX")
-pg_dir=""
+. "$root/tests/pg_env.sh"
 cleanup() {
-  if [ -n "$pg_dir" ]; then
-    "$root/tests/pg_server.sh" stop "$pg_dir"
-  elif [ -n "${FSTORE_TEST_PG_DSN:-}" ] && command -v psql >/dev/null; then
-    # the tests' schemas: $FSTORE_TEST_PG_SCHEMA followed by a pid
-    psql "$FSTORE_TEST_PG_DSN" -q >/dev/null 2>&1 <<SQL || true
-DO \$\$ DECLARE s text; BEGIN
-  FOR s IN SELECT nspname FROM pg_namespace WHERE nspname LIKE '${FSTORE_TEST_PG_SCHEMA}\\_%' LOOP
-    EXECUTE 'DROP SCHEMA ' || quote_ident(s) || ' CASCADE';
-  END LOOP;
-END \$\$;
-SQL
-  fi
+  fstore_pg_cleanup
   rm -rf "$work"
 }
 trap cleanup EXIT
 mkdir "$work/tmp"
 outer_tmp=${TMPDIR:-/tmp}
 export TMPDIR=$work/tmp FSTORE_LOCK_KEY_VECTORS=$vectors
-# The PostgreSQL tests: a given server (FSTORE_TEST_PG_DSN), else a throwaway one.
-export FSTORE_TEST_PG_SCHEMA=fstore_capi_test_$$
-if [ -z "${FSTORE_TEST_PG_DSN:-}" ]; then
-  # Not under $work: the server runs as another user, who must reach its directory.
-  pg_dir=$(mktemp -d "${outer_tmp:-/tmp}/fstore-pg.XXXXXX")
-  pg_env=$("$root/tests/pg_server.sh" start "$pg_dir") || {
-    echo "run.sh: cannot start a PostgreSQL server for the PostgreSQL tests (see above)," \
-      "or set FSTORE_TEST_PG_DSN to an existing server" >&2
-    exit 1
-  }
-  eval "$pg_env"
-  export FSTORE_TEST_PG_DSN
-fi
+fstore_pg_setup run.sh fstore_capi_test "$outer_tmp" || exit 1
 
 echo "== building the C test with $CC against $lib_dir"
 "$CC" -std=c99 -Wall -Wextra -Werror -pedantic -g -O1 \
