@@ -25,22 +25,7 @@ fn child_worker() {
     o.set("postgres.pool_min", "1").unwrap();
     let store = Store::open(o).unwrap();
     assert_eq!(store.manifest_backend(), Backend::Postgres);
-    let k = key(&env("CHILD_SYMBOL"), env("CHILD_START").parse().unwrap(), env("CHILD_END").parse().unwrap());
-    let log = env("CHILD_LOG");
-    let sleep_ms: u64 = env("CHILD_SLEEP_MS").parse().unwrap();
-    common::child_barrier();
-    let data = store
-        .get_or_compute(&k, &Request::new(), |k| {
-            common::append_line(Path::new(&log), &format!("{} {}", std::process::id(), k.start_date));
-            if let Ok(marker) = std::env::var("CHILD_STARTED_MARKER") {
-                std::fs::write(marker, b"computing").unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(sleep_ms));
-            Ok(reader(sample(k, std::process::id() as i64)))
-        })
-        .unwrap();
-    println!("FSTORE_DIGEST {} {}", k.start_date, common::digest(&data));
-    store.close().unwrap();
+    common::run_child(store, &env("CHILD_SYMBOL"));
 }
 
 struct Fleet<'a> {

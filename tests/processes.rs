@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{count_lines, env, key, reader, sample, tags, Children};
+use common::{count_lines, env, key, Children};
 use fstore::{Options, Request, Store};
 
 const COMPUTE_MS: u64 = 300;
@@ -24,24 +24,7 @@ fn child_worker() {
     options.set("cache_dir", &env("CHILD_CACHE")).unwrap();
     options.set("lock.cross_process", &env("CHILD_CROSS_PROCESS")).unwrap();
     options.set("lock.granularity", &env("CHILD_GRANULARITY")).unwrap();
-    let store = Store::open(options).unwrap();
-    let k = key("AAPL", env("CHILD_START").parse().unwrap(), env("CHILD_END").parse().unwrap());
-    let log = env("CHILD_LOG");
-    let sleep_ms: u64 = env("CHILD_SLEEP_MS").parse().unwrap();
-    common::child_barrier();
-    let data = store
-        .get_or_compute(&k, &Request::new(), |k| {
-            common::append_line(Path::new(&log), &format!("{} {}", std::process::id(), k.start_date));
-            if let Ok(marker) = std::env::var("CHILD_STARTED_MARKER") {
-                std::fs::write(marker, b"computing").unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(sleep_ms));
-            Ok(reader(sample(k, std::process::id() as i64)))
-        })
-        .unwrap();
-    println!("FSTORE_DIGEST {} {}", k.start_date, common::digest(&data));
-    println!("FSTORE_TAG {}", tags(&data)[0]);
-    store.close().unwrap();
+    common::run_child(Store::open(options).unwrap(), "AAPL");
 }
 
 struct Run {

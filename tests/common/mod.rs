@@ -143,6 +143,31 @@ pub fn child_barrier() {
     let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut sink);
 }
 
+/// The body of a child process: waits at the barrier, then asks `store` for
+/// the key of `symbol` and CHILD_START..CHILD_END. Its compute appends
+/// "<pid> <start>" to CHILD_LOG (O_APPEND, outside the library), touches
+/// CHILD_STARTED_MARKER if set, and sleeps CHILD_SLEEP_MS. Prints the digest
+/// and tag of what it got.
+pub fn run_child(store: fstore::Store, symbol: &str) {
+    let k = key(symbol, env("CHILD_START").parse().unwrap(), env("CHILD_END").parse().unwrap());
+    let log = env("CHILD_LOG");
+    let sleep_ms: u64 = env("CHILD_SLEEP_MS").parse().unwrap();
+    child_barrier();
+    let data = store
+        .get_or_compute(&k, &fstore::Request::new(), |k| {
+            append_line(std::path::Path::new(&log), &format!("{} {}", std::process::id(), k.start_date));
+            if let Ok(marker) = std::env::var("CHILD_STARTED_MARKER") {
+                std::fs::write(marker, b"computing").unwrap();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(sleep_ms));
+            Ok(reader(sample(k, std::process::id() as i64)))
+        })
+        .unwrap();
+    println!("FSTORE_DIGEST {} {}", k.start_date, digest(&data));
+    println!("FSTORE_TAG {}", tags(&data)[0]);
+    store.close().unwrap();
+}
+
 pub fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is set for child processes"))
 }
