@@ -36,6 +36,9 @@ struct Args {
     /// Training work between two requests of a worker (0: request back to back).
     #[arg(long, default_value_t = 0)]
     think_ms: u64,
+    /// The stores' memory cache (0: every hit decodes its file).
+    #[arg(long, default_value_t = 64)]
+    memory_cache_mb: u64,
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Also run with a PostgreSQL manifest and advisory locks on this server.
@@ -53,8 +56,8 @@ fn main() {
         return worker(&args, spec);
     }
     println!(
-        "{} worker processes, one symbol, {} keys, {} rounds, compute {} ms, {} runs",
-        args.workers, args.keys, args.rounds, args.compute_ms, args.runs
+        "{} worker processes, one symbol, {} keys, {} rounds, compute {} ms, think {} ms, memory cache {} MiB, {} runs",
+        args.workers, args.keys, args.rounds, args.compute_ms, args.think_ms, args.memory_cache_mb, args.runs
     );
     let mut modes = vec![("embedded, per-symbol locks", None, "symbol"), ("embedded, per-entry locks", None, "entry")];
     if let Some(dsn) = &args.postgres {
@@ -113,7 +116,8 @@ struct RunResult {
 fn fleet_run(args: &Args, dsn: Option<&str>, granularity: &str, run: usize) -> RunResult {
     let dir = tempfile::tempdir().unwrap();
     let schema = format!("bench_fleet_{}_{run}", std::process::id());
-    let spec = format!("{}|{}|{}|{}", dir.path().display(), dsn.unwrap_or(""), schema, granularity);
+    let spec =
+        format!("{}|{}|{}|{}|{}", dir.path().display(), dsn.unwrap_or(""), schema, granularity, args.memory_cache_mb);
     // Create the schema once, so workers measure locking rather than DDL.
     drop(Store::open(options(&spec)).unwrap());
     let exe = std::env::current_exe().unwrap();
@@ -164,11 +168,12 @@ fn fleet_run(args: &Args, dsn: Option<&str>, granularity: &str, run: usize) -> R
 
 fn options(spec: &str) -> Options {
     let mut parts = spec.split('|');
-    let (dir, dsn, schema, granularity) =
-        (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+    let mut next = || parts.next().expect("a complete worker spec");
+    let (dir, dsn, schema, granularity, memory_mb) = (next(), next(), next(), next(), next());
     let mut o = Options::default();
     o.set("cache_dir", dir).unwrap();
     o.set("lock.granularity", granularity).unwrap();
+    o.set("memory_cache_mb", memory_mb).unwrap();
     if dsn.is_empty() {
         o.set("manifest", "duckdb").unwrap();
     } else {
