@@ -1090,7 +1090,8 @@ static void test_callback_failures(void) {
   /* a batch whose structure differs from the schema */
   ctx.kind = AT_STREAM_WRONG_CHILDREN;
   EXPECT(fstore_store_get_or_compute(f.store, &key, NULL, compute, &ctx, &stream, &err),
-         FSTORE_STATUS_INVALID_DATA, err, NULL);
+         FSTORE_STATUS_INVALID_DATA, err,
+         "does not match the stream's schema");
   FIXTURE_INTACT_AFTER_COMPUTE(&f);
   CHECK(ctx_calls(&ctx) == 3);
   /* after all that, a good compute of the same key */
@@ -1124,7 +1125,8 @@ static void test_bad_put_streams(void) {
   CHECK(stream.release == NULL);
   FIXTURE_INTACT(&f);
   make_sample(&stream, 10, 3, 40, 1.0, AT_STREAM_WRONG_CHILDREN);
-  EXPECT(fstore_store_put(f.store, &key, &stream, &err), FSTORE_STATUS_INVALID_DATA, err, NULL);
+  EXPECT(fstore_store_put(f.store, &key, &stream, &err), FSTORE_STATUS_INVALID_DATA, err,
+         "does not match the stream's schema");
   CHECK(stream.release == NULL);
   FIXTURE_INTACT(&f);
   /* A failed put over an existing entry leaves the old data in place. */
