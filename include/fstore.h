@@ -423,10 +423,13 @@ fstore_status fstore_store_contains(const struct fstore_store *store,
                                     struct fstore_error *error);
 
 /*
- Copies the store's counters into `*out`.
+ Copies the store's counters into `*out`; pass `sizeof *out` as
+ `out_size` (the struct may grow: a larger one is zero-filled past the
+ fields this library knows).
  */
 fstore_status fstore_store_stats(const struct fstore_store *store,
                                  struct fstore_stats *out,
+                                 size_t out_size,
                                  struct fstore_error *error);
 
 /*
@@ -460,19 +463,23 @@ const char *fstore_store_manifest_backend(const struct fstore_store *store);
 const char *fstore_store_warnings(const struct fstore_store *store);
 
 /*
- Copies the PostgreSQL pool's figures into `*out`; FSTORE_STATUS_NOT_FOUND
- (no message) when the store does not use PostgreSQL.
+ Copies the PostgreSQL pool's figures into `*out` (`out_size`: `sizeof
+ *out`); FSTORE_STATUS_NOT_FOUND (no message) when the store does not use
+ PostgreSQL.
  */
 fstore_status fstore_store_pool_stats(const struct fstore_store *store,
                                       struct fstore_pool_stats *out,
+                                      size_t out_size,
                                       struct fstore_error *error);
 
 /*
- Copies the advisory-lock figures into `*out`; FSTORE_STATUS_NOT_FOUND
- (no message) when the store does not use PostgreSQL.
+ Copies the advisory-lock figures into `*out` (`out_size`: `sizeof
+ *out`); FSTORE_STATUS_NOT_FOUND (no message) when the store does not use
+ PostgreSQL.
  */
 fstore_status fstore_store_lock_stats(const struct fstore_store *store,
                                       struct fstore_lock_stats *out,
+                                      size_t out_size,
                                       struct fstore_error *error);
 
 /*
@@ -487,11 +494,14 @@ fstore_status fstore_store_summary(const struct fstore_store *store,
 /*
  Removes expired entries, manifest rows whose file is gone, entry files no
  row points to and stale temporary files; nothing younger than the grace
- period. `options` NULL: nothing expires, one hour of grace.
+ period. `options` NULL: nothing expires, one hour of grace. Pass
+ `sizeof *options` and `sizeof *out` as the sizes (both structs may grow).
  */
 fstore_status fstore_store_maintain(const struct fstore_store *store,
                                     const struct fstore_maintain_options *options,
+                                    size_t options_size,
                                     struct fstore_maintain_report *out,
+                                    size_t out_size,
                                     struct fstore_error *error);
 
 /*
@@ -503,11 +513,12 @@ fstore_status fstore_migrate_schema(const struct fstore_options *options,
 
 /*
  Copies the embedded DuckDB manifest of `options`' cache directory into
- PostgreSQL (backing the DuckDB file up first). Idempotent; safe while
- workers run.
+ PostgreSQL (backing the DuckDB file up first) and reports into `*out`
+ (`out_size`: `sizeof *out`). Idempotent; safe while workers run.
  */
 fstore_status fstore_migrate_manifest(const struct fstore_options *options,
                                       struct fstore_migration_report *out,
+                                      size_t out_size,
                                       struct fstore_error *error);
 
 #ifdef __cplusplus

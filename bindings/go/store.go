@@ -533,7 +533,7 @@ func (s *Store) Stats() (Stats, error) {
 	defer s.done()
 	var out C.fstore_stats
 	var cerr C.fstore_error
-	if status := C.fstore_store_stats(store, &out, &cerr); status != C.FSTORE_STATUS_OK {
+	if status := C.fstore_store_stats(store, &out, C.size_t(unsafe.Sizeof(out)), &cerr); status != C.FSTORE_STATUS_OK {
 		return Stats{}, takeError(status, &cerr)
 	}
 	return Stats{

@@ -16,6 +16,7 @@ mod error;
 mod key;
 mod options;
 mod request;
+mod sized;
 mod store;
 mod stream;
 

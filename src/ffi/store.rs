@@ -10,6 +10,7 @@ use super::error::take_message;
 use super::key::{fstore_key, key_arg};
 use super::options::fstore_options;
 use super::request::fstore_request;
+use super::sized::{read_sized, write_sized};
 use super::stream::{export, import, take};
 use super::{fstore_error, fstore_status, FSTORE_STATUS_OK};
 use std::time::Duration;
@@ -225,18 +226,20 @@ pub unsafe extern "C" fn fstore_store_contains(
     })
 }
 
-/// Copies the store's counters into `*out`.
+/// Copies the store's counters into `*out`; pass `sizeof *out` as
+/// `out_size` (the struct may grow: a larger one is zero-filled past the
+/// fields this library knows).
 #[no_mangle]
 pub unsafe extern "C" fn fstore_store_stats(
     store: *const fstore_store,
     out: *mut fstore_stats,
+    out_size: usize,
     error: *mut fstore_error,
 ) -> fstore_status {
     boundary(error, || {
         let store = &arg(store, "store")?.store;
-        let out = arg_mut(out, "out")?;
         let s = store.stats();
-        *out = fstore_stats {
+        let value = fstore_stats {
             hits: s.hits,
             misses: s.misses,
             computes: s.computes,
@@ -247,6 +250,7 @@ pub unsafe extern "C" fn fstore_store_stats(
             bytes_written: s.bytes_written,
             bytes_read: s.bytes_read,
         };
+        write_sized(out, out_size, value, "out")?;
         OK
     })
 }
@@ -310,20 +314,23 @@ pub struct fstore_pool_stats {
     pub waits: u64,
 }
 
-/// Copies the PostgreSQL pool's figures into `*out`; FSTORE_STATUS_NOT_FOUND
-/// (no message) when the store does not use PostgreSQL.
+/// Copies the PostgreSQL pool's figures into `*out` (`out_size`: `sizeof
+/// *out`); FSTORE_STATUS_NOT_FOUND (no message) when the store does not use
+/// PostgreSQL.
 #[no_mangle]
 pub unsafe extern "C" fn fstore_store_pool_stats(
     store: *const fstore_store,
     out: *mut fstore_pool_stats,
+    out_size: usize,
     error: *mut fstore_error,
 ) -> fstore_status {
     boundary(error, || {
         let store = &arg(store, "store")?.store;
-        let out = arg_mut(out, "out")?;
+        arg_mut(out, "out")?;
         match store.pool_stats() {
             Some(p) => {
-                *out = fstore_pool_stats { size: p.size, idle: p.idle, in_use: p.in_use, waits: p.waits };
+                let value = fstore_pool_stats { size: p.size, idle: p.idle, in_use: p.in_use, waits: p.waits };
+                write_sized(out, out_size, value, "out")?;
                 OK
             }
             None => Ok(Status::NotFound),
@@ -339,20 +346,22 @@ pub struct fstore_lock_stats {
     pub waiting: u64,
 }
 
-/// Copies the advisory-lock figures into `*out`; FSTORE_STATUS_NOT_FOUND
-/// (no message) when the store does not use PostgreSQL.
+/// Copies the advisory-lock figures into `*out` (`out_size`: `sizeof
+/// *out`); FSTORE_STATUS_NOT_FOUND (no message) when the store does not use
+/// PostgreSQL.
 #[no_mangle]
 pub unsafe extern "C" fn fstore_store_lock_stats(
     store: *const fstore_store,
     out: *mut fstore_lock_stats,
+    out_size: usize,
     error: *mut fstore_error,
 ) -> fstore_status {
     boundary(error, || {
         let store = &arg(store, "store")?.store;
-        let out = arg_mut(out, "out")?;
+        arg_mut(out, "out")?;
         match store.lock_stats()? {
             Some(l) => {
-                *out = fstore_lock_stats { held: l.held, waiting: l.waiting };
+                write_sized(out, out_size, fstore_lock_stats { held: l.held, waiting: l.waiting }, "out")?;
                 OK
             }
             None => Ok(Status::NotFound),
@@ -379,6 +388,7 @@ pub unsafe extern "C" fn fstore_store_summary(
 
 /// What `fstore_store_maintain` removes.
 #[repr(C)]
+#[derive(Copy, Clone)]
 pub struct fstore_maintain_options {
     /// Remove entries created longer ago than this; negative keeps them all.
     pub max_age_ms: i64,
@@ -401,19 +411,28 @@ pub struct fstore_maintain_report {
 
 /// Removes expired entries, manifest rows whose file is gone, entry files no
 /// row points to and stale temporary files; nothing younger than the grace
-/// period. `options` NULL: nothing expires, one hour of grace.
+/// period. `options` NULL: nothing expires, one hour of grace. Pass
+/// `sizeof *options` and `sizeof *out` as the sizes (both structs may grow).
 #[no_mangle]
 pub unsafe extern "C" fn fstore_store_maintain(
     store: *const fstore_store,
     options: *const fstore_maintain_options,
+    options_size: usize,
     out: *mut fstore_maintain_report,
+    out_size: usize,
     error: *mut fstore_error,
 ) -> fstore_status {
     boundary(error, || {
         let store = &arg(store, "store")?.store;
-        let out = arg_mut(out, "out")?;
+        arg_mut(out, "out")?;
         let mut settings = MaintainOptions::default();
-        if let Some(o) = options.as_ref() {
+        if !options.is_null() {
+            let defaults = fstore_maintain_options {
+                max_age_ms: -1,
+                grace_ms: settings.grace.as_millis() as i64,
+                dry_run: false,
+            };
+            let o = read_sized(options, options_size, defaults);
             if o.grace_ms < 0 {
                 return Err(Error::invalid_argument(format!("grace_ms is negative ({})", o.grace_ms)));
             }
@@ -422,13 +441,14 @@ pub unsafe extern "C" fn fstore_store_maintain(
             settings.dry_run = o.dry_run;
         }
         let r = store.maintain(&settings)?;
-        *out = fstore_maintain_report {
+        let report = fstore_maintain_report {
             expired_entries: r.expired_entries,
             rows_without_file: r.rows_without_file,
             files_without_row: r.files_without_row,
             temp_files: r.temp_files,
             bytes_freed: r.bytes_freed,
         };
+        write_sized(out, out_size, report, "out")?;
         OK
     })
 }
@@ -454,19 +474,22 @@ pub unsafe extern "C" fn fstore_migrate_schema(options: *const fstore_options, e
 }
 
 /// Copies the embedded DuckDB manifest of `options`' cache directory into
-/// PostgreSQL (backing the DuckDB file up first). Idempotent; safe while
-/// workers run.
+/// PostgreSQL (backing the DuckDB file up first) and reports into `*out`
+/// (`out_size`: `sizeof *out`). Idempotent; safe while workers run.
 #[no_mangle]
 pub unsafe extern "C" fn fstore_migrate_manifest(
     options: *const fstore_options,
     out: *mut fstore_migration_report,
+    out_size: usize,
     error: *mut fstore_error,
 ) -> fstore_status {
     boundary(error, || {
         let options = arg(options, "options")?;
-        let out = arg_mut(out, "out")?;
+        arg_mut(out, "out")?;
         let r = crate::migration::migrate_manifest(&options.options)?;
-        *out = fstore_migration_report { rows_read: r.rows_read, inserted: r.inserted, already_present: r.already_present };
+        let report =
+            fstore_migration_report { rows_read: r.rows_read, inserted: r.inserted, already_present: r.already_present };
+        write_sized(out, out_size, report, "out")?;
         OK
     })
 }

@@ -240,7 +240,7 @@ static fstore_stats get_stats(const fstore_store *store) {
   fstore_stats stats;
   fstore_error err = {0};
   memset(&stats, 0, sizeof stats);
-  EXPECT_OK(fstore_store_stats(store, &stats, &err), err);
+  EXPECT_OK(fstore_store_stats(store, &stats, sizeof(fstore_stats), &err), err);
   return stats;
 }
 
@@ -912,8 +912,17 @@ static void test_null_arguments(void) {
          "out is NULL");
   EXPECT(fstore_store_invalidate(NULL, &f.good, &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "store is NULL");
   EXPECT(fstore_store_invalidate(f.store, NULL, &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "key is NULL");
-  EXPECT(fstore_store_stats(NULL, &stats, &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "store is NULL");
-  EXPECT(fstore_store_stats(f.store, NULL, &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "out is NULL");
+  EXPECT(fstore_store_stats(NULL, &stats, sizeof(fstore_stats), &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "store is NULL");
+  EXPECT(fstore_store_stats(f.store, NULL, sizeof(fstore_stats), &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "out is NULL");
+  EXPECT(fstore_store_stats(f.store, &stats, 0, &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "out_size is 0");
+  {
+    /* A caller built against an older, smaller fstore_stats: only its fields are written. */
+    fstore_stats older;
+    memset(&older, 0xab, sizeof older);
+    EXPECT_OK(fstore_store_stats(f.store, &older, sizeof(uint64_t), &err), err);
+    CHECK(older.hits != UINT64_C(0xabababababababab));
+    CHECK(older.misses == UINT64_C(0xabababababababab));
+  }
   EXPECT(fstore_store_list(NULL, &stream, &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "store is NULL");
   EXPECT(fstore_store_list(f.store, NULL, &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "out is NULL");
   EXPECT(fstore_store_flush(NULL, &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "store is NULL");
@@ -923,7 +932,7 @@ static void test_null_arguments(void) {
 
   /* One error struct reused without release: the library frees the old text. */
   CHECK(fstore_store_flush(NULL, &err) == FSTORE_STATUS_INVALID_ARGUMENT);
-  CHECK(fstore_store_stats(NULL, &stats, &err) == FSTORE_STATUS_INVALID_ARGUMENT);
+  CHECK(fstore_store_stats(NULL, &stats, sizeof(fstore_stats), &err) == FSTORE_STATUS_INVALID_ARGUMENT);
   CHECK_ERR(err.message != NULL && strstr(err.message, "store is NULL") != NULL, err);
   fstore_error_release(&err);
   /* And a NULL error struct is fine. */
@@ -1397,15 +1406,15 @@ static void test_backend_choice(void) {
   CHECK(fstore_store_warnings(store) == NULL);
   CHECK(fstore_store_warnings(NULL) == NULL);
   memset(&pool, 0xAB, sizeof pool);
-  CHECK(fstore_store_pool_stats(store, &pool, &err) == FSTORE_STATUS_NOT_FOUND);
+  CHECK(fstore_store_pool_stats(store, &pool, sizeof(fstore_pool_stats), &err) == FSTORE_STATUS_NOT_FOUND);
   CHECK(err.status == FSTORE_STATUS_NOT_FOUND && err.message == NULL);
   CHECK(pool.size == 0xABABABABu); /* outputs are written only on success */
-  CHECK(fstore_store_lock_stats(store, &locks, &err) == FSTORE_STATUS_NOT_FOUND);
+  CHECK(fstore_store_lock_stats(store, &locks, sizeof(fstore_lock_stats), &err) == FSTORE_STATUS_NOT_FOUND);
   CHECK(err.status == FSTORE_STATUS_NOT_FOUND && err.message == NULL);
-  EXPECT(fstore_store_pool_stats(NULL, &pool, &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "store is NULL");
-  EXPECT(fstore_store_pool_stats(store, NULL, &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "out is NULL");
-  EXPECT(fstore_store_lock_stats(NULL, &locks, &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "store is NULL");
-  EXPECT(fstore_store_lock_stats(store, NULL, &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "out is NULL");
+  EXPECT(fstore_store_pool_stats(NULL, &pool, sizeof(fstore_pool_stats), &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "store is NULL");
+  EXPECT(fstore_store_pool_stats(store, NULL, sizeof(fstore_pool_stats), &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "out is NULL");
+  EXPECT(fstore_store_lock_stats(NULL, &locks, sizeof(fstore_lock_stats), &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "store is NULL");
+  EXPECT(fstore_store_lock_stats(store, NULL, sizeof(fstore_lock_stats), &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "out is NULL");
   fstore_store_close(&store);
 
   /* postgres asked for, none configured: refused, saying what to set */
@@ -1414,12 +1423,12 @@ static void test_backend_choice(void) {
   CHECK(store == NULL);
   EXPECT(fstore_migrate_schema(options, &err), FSTORE_STATUS_INVALID_ARGUMENT, err,
          "no PostgreSQL server configured");
-  EXPECT(fstore_migrate_manifest(options, &migration, &err), FSTORE_STATUS_INVALID_ARGUMENT, err,
+  EXPECT(fstore_migrate_manifest(options, &migration, sizeof(fstore_migration_report), &err), FSTORE_STATUS_INVALID_ARGUMENT, err,
          "no PostgreSQL server configured");
   EXPECT(fstore_migrate_schema(NULL, &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "options is NULL");
-  EXPECT(fstore_migrate_manifest(NULL, &migration, &err), FSTORE_STATUS_INVALID_ARGUMENT, err,
+  EXPECT(fstore_migrate_manifest(NULL, &migration, sizeof(fstore_migration_report), &err), FSTORE_STATUS_INVALID_ARGUMENT, err,
          "options is NULL");
-  EXPECT(fstore_migrate_manifest(options, NULL, &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "out is NULL");
+  EXPECT(fstore_migrate_manifest(options, NULL, sizeof(fstore_migration_report), &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "out is NULL");
 
   /* a server that does not answer (nothing listens on port 1) */
   EXPECT_OK(fstore_options_set(options, "postgres.host", "127.0.0.1", &err), err);
@@ -1503,7 +1512,7 @@ static void test_maintain(void) {
 
   /* NULL options: nothing expires, an hour of grace: nothing to do */
   memset(&report, 0xFF, sizeof report);
-  EXPECT_OK(fstore_store_maintain(store, NULL, &report, &err), err);
+  EXPECT_OK(fstore_store_maintain(store, NULL, sizeof(fstore_maintain_options), &report, sizeof(fstore_maintain_report), &err), err);
   CHECK(report.expired_entries == 0 && report.rows_without_file == 0 && report.files_without_row == 0 &&
         report.temp_files == 0 && report.bytes_freed == 0);
   CHECK(entry_files(dir) == 3);
@@ -1532,7 +1541,7 @@ static void test_maintain(void) {
   settings.max_age_ms = -1;
   settings.grace_ms = 0;
   settings.dry_run = true;
-  EXPECT_OK(fstore_store_maintain(store, &settings, &report, &err), err);
+  EXPECT_OK(fstore_store_maintain(store, &settings, sizeof(fstore_maintain_options), &report, sizeof(fstore_maintain_report), &err), err);
   CHECK(report.temp_files == 1 && report.files_without_row == 1 && report.rows_without_file == 1);
   CHECK(report.expired_entries == 0 && report.bytes_freed > 0);
   CHECK(file_exists(temp_path) && file_exists(orphan_path));
@@ -1542,7 +1551,7 @@ static void test_maintain(void) {
 
   /* the real run */
   settings.dry_run = false;
-  EXPECT_OK(fstore_store_maintain(store, &settings, &report, &err), err);
+  EXPECT_OK(fstore_store_maintain(store, &settings, sizeof(fstore_maintain_options), &report, sizeof(fstore_maintain_report), &err), err);
   CHECK(report.temp_files == 1 && report.files_without_row == 1 && report.rows_without_file == 1);
   CHECK(!file_exists(temp_path) && !file_exists(orphan_path));
   read_list(store, &table);
@@ -1550,16 +1559,16 @@ static void test_maintain(void) {
   at_table_free(&table);
   EXPECT_OK(fstore_store_contains(store, &kept, &present, &err), err);
   CHECK(present);
-  EXPECT_OK(fstore_store_maintain(store, &settings, &report, &err), err);
+  EXPECT_OK(fstore_store_maintain(store, &settings, sizeof(fstore_maintain_options), &report, sizeof(fstore_maintain_report), &err), err);
   CHECK(report.temp_files == 0 && report.files_without_row == 0 && report.rows_without_file == 0);
 
   /* expiry: nothing younger than the grace period, then everything */
   settings.max_age_ms = 0;
   settings.grace_ms = 3600 * 1000;
-  EXPECT_OK(fstore_store_maintain(store, &settings, &report, &err), err);
+  EXPECT_OK(fstore_store_maintain(store, &settings, sizeof(fstore_maintain_options), &report, sizeof(fstore_maintain_report), &err), err);
   CHECK(report.expired_entries == 0 && entry_files(dir) == 2);
   settings.grace_ms = 0;
-  EXPECT_OK(fstore_store_maintain(store, &settings, &report, &err), err);
+  EXPECT_OK(fstore_store_maintain(store, &settings, sizeof(fstore_maintain_options), &report, sizeof(fstore_maintain_report), &err), err);
   CHECK(report.expired_entries == 2 && entry_files(dir) == 0);
   EXPECT_OK(fstore_store_contains(store, &kept, &present, &err), err);
   CHECK(!present);
@@ -1568,10 +1577,10 @@ static void test_maintain(void) {
   at_table_free(&table);
 
   settings.grace_ms = -1;
-  EXPECT(fstore_store_maintain(store, &settings, &report, &err), FSTORE_STATUS_INVALID_ARGUMENT, err,
+  EXPECT(fstore_store_maintain(store, &settings, sizeof(fstore_maintain_options), &report, sizeof(fstore_maintain_report), &err), FSTORE_STATUS_INVALID_ARGUMENT, err,
          "grace_ms is negative");
-  EXPECT(fstore_store_maintain(NULL, NULL, &report, &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "store is NULL");
-  EXPECT(fstore_store_maintain(store, NULL, NULL, &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "out is NULL");
+  EXPECT(fstore_store_maintain(NULL, NULL, sizeof(fstore_maintain_options), &report, sizeof(fstore_maintain_report), &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "store is NULL");
+  EXPECT(fstore_store_maintain(store, NULL, sizeof(fstore_maintain_options), NULL, sizeof(fstore_maintain_report), &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "out is NULL");
   fstore_store_close(&store);
   remove_temp_dir(dir);
 }
@@ -1620,14 +1629,14 @@ static void test_postgres(void) {
   EXPECT_OK(fstore_store_open(options, &store, &err), err);
   CHECK(strcmp(fstore_store_manifest_backend(store), "postgres") == 0);
   CHECK(fstore_store_warnings(store) == NULL);
-  EXPECT_OK(fstore_store_pool_stats(store, &pool, &err), err);
+  EXPECT_OK(fstore_store_pool_stats(store, &pool, sizeof(fstore_pool_stats), &err), err);
   CHECK(pool.size >= 1 && pool.idle + pool.in_use <= pool.size);
   EXPECT_OK(fstore_store_get_or_compute(store, &key, NULL, compute, &ctx, &stream, &err), err);
   EXPECT_SAMPLE(&stream, 10, 7, 31.0);
   EXPECT_OK(fstore_store_get_or_compute(store, &key, NULL, compute, &ctx, &stream, &err), err);
   EXPECT_SAMPLE(&stream, 10, 7, 31.0);
   CHECK(ctx_calls(&ctx) == 1);
-  EXPECT_OK(fstore_store_lock_stats(store, &locks, &err), err);
+  EXPECT_OK(fstore_store_lock_stats(store, &locks, sizeof(fstore_lock_stats), &err), err);
   CHECK(locks.waiting == 0);
   read_list(store, &table);
   CHECK(table.n_rows >= 1);
@@ -1642,9 +1651,9 @@ static void test_postgres(void) {
   put_sample(embedded, "LEGACY", 20, 4);
   fstore_store_close(&embedded);
   migrate = pg_options(old_dir);
-  EXPECT_OK(fstore_migrate_manifest(migrate, &migration, &err), err);
+  EXPECT_OK(fstore_migrate_manifest(migrate, &migration, sizeof(fstore_migration_report), &err), err);
   CHECK(migration.rows_read == 2 && migration.inserted == 2 && migration.already_present == 0);
-  EXPECT_OK(fstore_migrate_manifest(migrate, &migration, &err), err);
+  EXPECT_OK(fstore_migrate_manifest(migrate, &migration, sizeof(fstore_migration_report), &err), err);
   CHECK(migration.rows_read == 2 && migration.inserted == 0 && migration.already_present == 2);
   {
     const at_column_data *symbol;

@@ -419,7 +419,7 @@ class Store {
   Stats stats() const {
     Stats out{};
     detail::ErrorSlot error;
-    detail::check(fstore_store_stats(store_.get(), &out, error.get()), error);
+    detail::check(fstore_store_stats(store_.get(), &out, sizeof out, error.get()), error);
     return out;
   }
 
@@ -463,7 +463,7 @@ class Store {
   std::optional<PoolStats> pool_stats() const {
     PoolStats out{};
     detail::ErrorSlot error;
-    if (detail::check(fstore_store_pool_stats(store_.get(), &out, error.get()), error, FSTORE_STATUS_NOT_FOUND) ==
+    if (detail::check(fstore_store_pool_stats(store_.get(), &out, sizeof out, error.get()), error, FSTORE_STATUS_NOT_FOUND) ==
         FSTORE_STATUS_NOT_FOUND) {
       return std::nullopt;
     }
@@ -474,7 +474,7 @@ class Store {
   std::optional<LockStats> lock_stats() const {
     LockStats out{};
     detail::ErrorSlot error;
-    if (detail::check(fstore_store_lock_stats(store_.get(), &out, error.get()), error, FSTORE_STATUS_NOT_FOUND) ==
+    if (detail::check(fstore_store_lock_stats(store_.get(), &out, sizeof out, error.get()), error, FSTORE_STATUS_NOT_FOUND) ==
         FSTORE_STATUS_NOT_FOUND) {
       return std::nullopt;
     }
@@ -512,7 +512,7 @@ class Store {
   MaintainReport maintain_with(const fstore_maintain_options* options) const {
     MaintainReport out{};
     detail::ErrorSlot error;
-    detail::check(fstore_store_maintain(store_.get(), options, &out, error.get()), error);
+    detail::check(fstore_store_maintain(store_.get(), options, sizeof(fstore_maintain_options), &out, sizeof out, error.get()), error);
     return out;
   }
 
@@ -538,7 +538,7 @@ inline void migrate_schema(const Options& options) {
 inline MigrationReport migrate_manifest(const Options& options) {
   MigrationReport out{};
   detail::ErrorSlot error;
-  detail::check(fstore_migrate_manifest(options.get(), &out, error.get()), error);
+  detail::check(fstore_migrate_manifest(options.get(), &out, sizeof out, error.get()), error);
   return out;
 }
 

@@ -119,7 +119,7 @@ _SIGNATURES = {
     "fstore_store_put": (c_uint32, [c_void_p, _KEY, _STREAM, _ERR]),
     "fstore_store_invalidate": (c_uint32, [c_void_p, _KEY, _ERR]),
     "fstore_store_contains": (c_uint32, [c_void_p, _KEY, POINTER(c_bool), _ERR]),
-    "fstore_store_stats": (c_uint32, [c_void_p, POINTER(FstoreStats), _ERR]),
+    "fstore_store_stats": (c_uint32, [c_void_p, POINTER(FstoreStats), c_size_t, _ERR]),
     "fstore_store_list": (c_uint32, [c_void_p, _STREAM, _ERR]),
     "fstore_store_flush": (c_uint32, [c_void_p, _ERR]),
     "fstore_store_manifest_backend": (c_char_p, [c_void_p]),

@@ -596,7 +596,7 @@ class Store:
         raw = FstoreStats()
         err = FstoreError()
         with self._use() as handle:
-            check(lib().fstore_store_stats(handle, byref(raw), byref(err)), err)
+            check(lib().fstore_store_stats(handle, byref(raw), ctypes.sizeof(raw), byref(err)), err)
         return Stats(**{name: getattr(raw, name) for name, _ in FstoreStats._fields_})
 
     def entries(self) -> ArrowStream:
