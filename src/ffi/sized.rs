@@ -7,14 +7,21 @@ use std::mem::{size_of, MaybeUninit};
 
 use crate::error::{Error, Result};
 
-/// Writes `value` into the caller's `out` of `out_size` bytes.
-pub(crate) unsafe fn write_sized<T>(out: *mut T, out_size: usize, value: T, name: &str) -> Result<()> {
+/// Checks an out-parameter and its size before a call does any work, so
+/// that a bad one fails the call with nothing done.
+pub(crate) fn check_out<T>(out: *mut T, out_size: usize, name: &str) -> Result<()> {
     if out.is_null() {
         return Err(Error::invalid_argument(format!("{name} is NULL")));
     }
     if out_size == 0 {
         return Err(Error::invalid_argument(format!("{name}_size is 0; pass sizeof *{name}")));
     }
+    Ok(())
+}
+
+/// Writes `value` into the caller's `out` of `out_size` bytes, which passed
+/// [`check_out`].
+pub(crate) unsafe fn write_sized<T>(out: *mut T, out_size: usize, value: T) {
     let known = out_size.min(size_of::<T>());
     let value = MaybeUninit::new(value);
     // Bytes, padding included, as MaybeUninit<u8>: no byte is read as a value.
@@ -22,7 +29,6 @@ pub(crate) unsafe fn write_sized<T>(out: *mut T, out_size: usize, value: T, name
     if out_size > known {
         std::ptr::write_bytes((out as *mut u8).add(known), 0, out_size - known);
     }
-    Ok(())
 }
 
 /// Reads the caller's `input` of `in_size` bytes over `defaults`: fields the
@@ -50,14 +56,16 @@ mod tests {
         let value = V2 { a: 1, b: 2 };
         // An older caller knows only `a`.
         let mut old = [u64::MAX; 2];
-        unsafe { write_sized(old.as_mut_ptr() as *mut V2, 8, value, "out") }.unwrap();
+        unsafe { write_sized(old.as_mut_ptr() as *mut V2, 8, value) };
         assert_eq!(old, [1, u64::MAX], "nothing past its 8 bytes is touched");
         // A newer caller has a third field, which is zeroed.
         let mut new = [u64::MAX; 3];
-        unsafe { write_sized(new.as_mut_ptr() as *mut V2, 24, value, "out") }.unwrap();
+        unsafe { write_sized(new.as_mut_ptr() as *mut V2, 24, value) };
         assert_eq!(new, [1, 2, 0]);
-        assert!(unsafe { write_sized(new.as_mut_ptr() as *mut V2, 0, value, "out") }.is_err());
-        assert!(unsafe { write_sized(std::ptr::null_mut::<V2>(), 16, value, "out") }.is_err());
+        let err = check_out(new.as_mut_ptr() as *mut V2, 0, "out").unwrap_err();
+        assert!(err.message().contains("out_size is 0"), "{err}");
+        assert!(check_out(std::ptr::null_mut::<V2>(), 16, "out").unwrap_err().message().contains("out is NULL"));
+        assert!(check_out(new.as_mut_ptr() as *mut V2, 16, "out").is_ok());
 
         let input = [7u64];
         let read = unsafe { read_sized(input.as_ptr() as *const V2, 8, V2 { a: 0, b: 9 }) };

@@ -10,7 +10,7 @@ use super::error::take_message;
 use super::key::{fstore_key, key_arg};
 use super::options::fstore_options;
 use super::request::fstore_request;
-use super::sized::{read_sized, write_sized};
+use super::sized::{check_out, read_sized, write_sized};
 use super::stream::{export, import, take};
 use super::{fstore_error, fstore_status, FSTORE_STATUS_OK};
 use std::time::Duration;
@@ -238,6 +238,7 @@ pub unsafe extern "C" fn fstore_store_stats(
 ) -> fstore_status {
     boundary(error, || {
         let store = &arg(store, "store")?.store;
+        check_out(out, out_size, "out")?;
         let s = store.stats();
         let value = fstore_stats {
             hits: s.hits,
@@ -250,7 +251,7 @@ pub unsafe extern "C" fn fstore_store_stats(
             bytes_written: s.bytes_written,
             bytes_read: s.bytes_read,
         };
-        write_sized(out, out_size, value, "out")?;
+        write_sized(out, out_size, value);
         OK
     })
 }
@@ -326,11 +327,11 @@ pub unsafe extern "C" fn fstore_store_pool_stats(
 ) -> fstore_status {
     boundary(error, || {
         let store = &arg(store, "store")?.store;
-        arg_mut(out, "out")?;
+        check_out(out, out_size, "out")?;
         match store.pool_stats() {
             Some(p) => {
                 let value = fstore_pool_stats { size: p.size, idle: p.idle, in_use: p.in_use, waits: p.waits };
-                write_sized(out, out_size, value, "out")?;
+                write_sized(out, out_size, value);
                 OK
             }
             None => Ok(Status::NotFound),
@@ -358,10 +359,10 @@ pub unsafe extern "C" fn fstore_store_lock_stats(
 ) -> fstore_status {
     boundary(error, || {
         let store = &arg(store, "store")?.store;
-        arg_mut(out, "out")?;
+        check_out(out, out_size, "out")?;
         match store.lock_stats()? {
             Some(l) => {
-                write_sized(out, out_size, fstore_lock_stats { held: l.held, waiting: l.waiting }, "out")?;
+                write_sized(out, out_size, fstore_lock_stats { held: l.held, waiting: l.waiting });
                 OK
             }
             None => Ok(Status::NotFound),
@@ -424,7 +425,7 @@ pub unsafe extern "C" fn fstore_store_maintain(
 ) -> fstore_status {
     boundary(error, || {
         let store = &arg(store, "store")?.store;
-        arg_mut(out, "out")?;
+        check_out(out, out_size, "out")?;
         let mut settings = MaintainOptions::default();
         if !options.is_null() {
             let defaults = fstore_maintain_options {
@@ -448,7 +449,7 @@ pub unsafe extern "C" fn fstore_store_maintain(
             temp_files: r.temp_files,
             bytes_freed: r.bytes_freed,
         };
-        write_sized(out, out_size, report, "out")?;
+        write_sized(out, out_size, report);
         OK
     })
 }
@@ -485,11 +486,11 @@ pub unsafe extern "C" fn fstore_migrate_manifest(
 ) -> fstore_status {
     boundary(error, || {
         let options = arg(options, "options")?;
-        arg_mut(out, "out")?;
+        check_out(out, out_size, "out")?;
         let r = crate::migration::migrate_manifest(&options.options)?;
         let report =
             fstore_migration_report { rows_read: r.rows_read, inserted: r.inserted, already_present: r.already_present };
-        write_sized(out, out_size, report, "out")?;
+        write_sized(out, out_size, report);
         OK
     })
 }
