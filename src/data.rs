@@ -23,13 +23,7 @@ impl Data {
     pub fn collect(reader: &mut dyn RecordBatchReader) -> Result<Data> {
         let schema = reader.schema();
         let mut batches = Vec::new();
-        for index in 0.. {
-            // Importing a foreign array that does not match its schema makes
-            // arrow-rs assert (panic): that is bad input, not a libfstore bug.
-            let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.next())).map_err(|_| {
-                Error::invalid_data(format!("batch {index} does not match the stream's schema (arrow could not import it)"))
-            })?;
-            let Some(batch) = next else { break };
+        for (index, batch) in reader.enumerate() {
             let batch = batch.map_err(|e| Error::invalid_data(format!("stream failed at batch {index}: {e}")))?;
             if batch.schema().fields() != schema.fields() {
                 return Err(Error::invalid_data(format!(

@@ -1,9 +1,10 @@
 //! Arrow C stream import and export.
 
 use std::ffi::CStr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, RecordBatchOptions, StructArray};
+use arrow::array::{ArrayData, RecordBatch, RecordBatchOptions, StructArray};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::ffi::{from_ffi_and_data_type, FFI_ArrowArray, FFI_ArrowSchema};
@@ -85,6 +86,13 @@ fn check_shape(array: &FFI_ArrowArray, data_type: &DataType, path: &str) -> std:
     Ok(())
 }
 
+/// Imports one batch after checking its shape against `row_type`.
+fn import_batch(array: FFI_ArrowArray, row_type: DataType) -> std::result::Result<ArrayData, String> {
+    check_shape(&array, &row_type, "the batch")?;
+    // SAFETY: the producer vouches for the buffers; their shape was checked.
+    unsafe { from_ffi_and_data_type(array, row_type) }.map_err(|e| e.to_string())
+}
+
 impl Iterator for StreamReader {
     type Item = std::result::Result<RecordBatch, ArrowError>;
 
@@ -100,12 +108,12 @@ impl Iterator for StreamReader {
         if array.is_released() {
             return None; // the end of the stream
         }
+        // A defect the shape check cannot see (a NULL children pointer, say)
+        // still trips an arrow-rs assertion: bad input all the same, not a crash.
         let row_type = DataType::Struct(self.schema.fields().clone());
-        if let Err(why) = check_shape(&array, &row_type, "the batch") {
-            return Some(Err(ArrowError::CDataInterface(format!("it does not match the stream's schema: {why}"))));
-        }
-        // SAFETY: the producer vouches for the buffers; their shape was checked above.
-        let imported = unsafe { from_ffi_and_data_type(array, row_type) };
+        let imported = catch_unwind(AssertUnwindSafe(|| import_batch(array, row_type)))
+            .unwrap_or_else(|_| Err("its child arrays cannot be read".into()))
+            .map_err(|why| ArrowError::CDataInterface(format!("it does not match the stream's schema: {why}")));
         Some(imported.and_then(|data| {
             let rows = data.len();
             let columns = StructArray::from(data).into_parts().1;
