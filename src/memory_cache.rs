@@ -41,6 +41,14 @@ struct State {
     clock: u64,
 }
 
+impl State {
+    fn forget(&mut self, entry_id: &str) {
+        if let Some(old) = self.entries.remove(entry_id) {
+            self.used -= old.bytes;
+        }
+    }
+}
+
 struct Slot {
     data: Arc<Data>,
     stamp: FileStamp,
@@ -79,15 +87,12 @@ impl MemoryCache {
             return;
         }
         let mut state = lock(&self.state);
-        if let Some(old) = state.entries.remove(entry_id) {
-            state.used -= old.bytes;
-        }
+        state.forget(entry_id);
         while state.used + bytes > self.capacity {
             let Some(victim) = state.entries.iter().min_by_key(|(_, s)| s.last_used).map(|(k, _)| k.clone()) else {
                 break;
             };
-            let evicted = state.entries.remove(&victim).expect("victim is present");
-            state.used -= evicted.bytes;
+            state.forget(&victim);
         }
         state.clock += 1;
         let last_used = state.clock;
@@ -96,10 +101,7 @@ impl MemoryCache {
     }
 
     pub fn remove(&self, entry_id: &str) {
-        let mut state = lock(&self.state);
-        if let Some(old) = state.entries.remove(entry_id) {
-            state.used -= old.bytes;
-        }
+        lock(&self.state).forget(entry_id);
     }
 
     #[cfg(test)]
