@@ -58,6 +58,26 @@ pub unsafe extern "C" fn fstore_request_set_timeout_ms(
     })
 }
 
+/// Waits of calls with this request end `ms_from_now` milliseconds from now
+/// at the latest. Unlike a timeout, a deadline only ever shortens the wait
+/// (the store's `wait.timeout_ms`, or the request's timeout): use it for a
+/// caller's own deadline, such as a Go context's. Negative clears it.
+#[no_mangle]
+pub unsafe extern "C" fn fstore_request_set_deadline_ms(
+    request: *mut fstore_request,
+    ms_from_now: i64,
+    error: *mut fstore_error,
+) -> fstore_status {
+    boundary(error, || {
+        let request = arg_mut(request, "request")?;
+        request.request.deadline = u64::try_from(ms_from_now)
+            .ok()
+            .map(|ms| std::time::Instant::now().checked_add(Duration::from_millis(ms)))
+            .map(|at| at.unwrap_or_else(|| std::time::Instant::now() + Duration::from_secs(100 * 365 * 86_400)));
+        OK
+    })
+}
+
 /// Cancels every wait of calls that use `request`, now and later: they return
 /// FSTORE_STATUS_CANCELLED. A compute already running is not interrupted.
 /// Thread-safe. NULL is ignored.

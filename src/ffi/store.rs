@@ -54,6 +54,10 @@ pub struct fstore_stats {
 /// Computes the data of `key` into `out` and returns FSTORE_STATUS_OK, or
 /// returns another status (optionally describing it with `fstore_error_set`).
 /// Runs on the thread that called `fstore_store_get_or_compute`.
+/// FSTORE_STATUS_CANCELLED or FSTORE_STATUS_TIMEOUT say that the callback's
+/// own caller gave up: that call returns the same status, and calls waiting
+/// for this compute take it over. Any other status fails the compute: its
+/// caller and every waiter get FSTORE_STATUS_CALLBACK_FAILED.
 pub type fstore_compute_fn = Option<
     unsafe extern "C" fn(
         userdata: *mut c_void,
@@ -164,13 +168,24 @@ unsafe fn run_callback(
     if status != FSTORE_STATUS_OK {
         drop(stream); // releases whatever the callback left there
         let why = message.unwrap_or_else(|| "no message".into());
-        return Err(Error::new(
-            Status::CallbackFailed,
-            format!("compute callback for {} failed with status {status}: {why}", describe(key)),
-        ));
+        return Err(callback_error(status, key, &why));
     }
     let reader = import(stream, "the stream the compute callback returned")?;
     Ok(Box::new(reader))
+}
+
+/// What a failed callback's status becomes. A callback whose own caller gave
+/// up (a cancelled Go context, Ctrl-C in Python) reports CANCELLED or
+/// TIMEOUT: that is about its caller, not about the key, so it stays
+/// cancellation and the calls waiting for this compute take it over instead
+/// of failing. Every other status is the compute's failure.
+fn callback_error(status: fstore_status, key: &Key, why: &str) -> Error {
+    let key = describe(key);
+    match status {
+        super::FSTORE_STATUS_CANCELLED => Error::new(Status::Cancelled, format!("the compute of {key} was cancelled: {why}")),
+        super::FSTORE_STATUS_TIMEOUT => Error::new(Status::Timeout, format!("the compute of {key} gave up: {why}")),
+        _ => Error::new(Status::CallbackFailed, format!("compute callback for {key} failed with status {status}: {why}")),
+    }
 }
 
 /// Stores the data of `input` as the entry of `key`, replacing any. Takes
