@@ -8,6 +8,12 @@ use crate::jcs;
 /// Longest symbol or feature-set name accepted, in UTF-8 bytes.
 pub const MAX_NAME_BYTES: usize = 1024;
 
+/// The earliest and latest dates accepted (days since 1970-01-01): what both
+/// manifests can store, PostgreSQL's `date` range (4714-11-24 BC to
+/// 5874897-12-31), which DuckDB's contains.
+pub const MIN_DATE: i32 = -2_440_588;
+pub const MAX_DATE: i32 = 2_145_042_905;
+
 /// What a training worker asks for. Dates are days since 1970-01-01 (Arrow
 /// `date32`); `config` is the caller's JSON text.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -45,14 +51,14 @@ pub struct ResolvedKey {
     pub canonical_config: String,
     /// Hex SHA-256 over all five parts: names the entry and its file.
     pub entry_id: String,
-    /// The per-symbol advisory lock key (see [`lock_key`]).
-    pub symbol_lock_key: i64,
 }
 
 impl ResolvedKey {
     pub fn resolve(key: &Key) -> Result<Self> {
         check_name("feature_set", &key.feature_set)?;
         check_name("symbol", &key.symbol)?;
+        check_date("start_date", key.start_date)?;
+        check_date("end_date", key.end_date)?;
         if key.end_date < key.start_date {
             return Err(Error::invalid_argument(format!(
                 "end_date {} is before start_date {}",
@@ -63,21 +69,10 @@ impl ResolvedKey {
         let canonical_config = jcs::canonicalize(config)?;
         let entry_id = entry_id(key, &canonical_config);
         Ok(ResolvedKey {
-            symbol_lock_key: lock_key_of(&key.symbol),
             key: key.clone(),
             canonical_config,
             entry_id,
         })
-    }
-
-    /// The lock key for an `entry`-granularity lock: the first 8 bytes of the
-    /// entry id, read the same way as a symbol's.
-    pub fn entry_lock_key(&self) -> i64 {
-        let mut bytes = [0u8; 8];
-        for (i, b) in bytes.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&self.entry_id[2 * i..2 * i + 2], 16).expect("entry id is hex");
-        }
-        i64::from_be_bytes(bytes)
     }
 
     /// The key as canonical JSON, written into each entry's Parquet footer so a
@@ -124,17 +119,42 @@ fn check_name(what: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+fn check_date(what: &str, days: i32) -> Result<()> {
+    if !(MIN_DATE..=MAX_DATE).contains(&days) {
+        return Err(Error::invalid_argument(format!(
+            "{what} {days} is outside the dates a manifest can store: days {MIN_DATE} (4714-11-24 BC) to \
+             {MAX_DATE} (5874897-12-31) since 1970-01-01"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `id` is a well-formed entry id: 64 lowercase hex digits.
+pub(crate) fn is_entry_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// The advisory lock key of a symbol: the first 8 bytes of SHA-256 over its
 /// UTF-8 bytes, read as a big-endian signed 64-bit integer. Programs outside
 /// libfstore that lock the same symbols compute the same value.
 pub fn lock_key(symbol: &str) -> Result<i64> {
     check_name("symbol", symbol)?;
-    Ok(lock_key_of(symbol))
+    Ok(symbol_lock_key(symbol))
 }
 
-fn lock_key_of(symbol: &str) -> i64 {
+pub(crate) fn symbol_lock_key(symbol: &str) -> i64 {
     let digest = Sha256::digest(symbol.as_bytes());
     i64::from_be_bytes(digest[..8].try_into().expect("SHA-256 is 32 bytes"))
+}
+
+/// The lock key of an entry: the first 8 bytes of its id (a SHA-256), read
+/// the same way as a symbol's. `entry_id` must be a well-formed id.
+pub(crate) fn entry_lock_key(entry_id: &str) -> i64 {
+    let mut bytes = [0u8; 8];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&entry_id[2 * i..2 * i + 2], 16).unwrap_or(0);
+    }
+    i64::from_be_bytes(bytes)
 }
 
 /// Length-prefixed parts, so that no two different keys share an encoding.
@@ -222,6 +242,10 @@ mod tests {
             (Key::new("f", "S", 5, 4, "{}"), "end_date 4 is before start_date 5"),
             (Key::new("f", "S", 0, 0, "{"), "invalid config JSON"),
             (Key::new("f", "S\0", 0, 0, "{}"), "NUL"),
+            (Key::new("f", "S", 0, i32::MAX, "{}"), "end_date 2147483647 is outside"),
+            (Key::new("f", "S", i32::MIN, 0, "{}"), "start_date -2147483648 is outside"),
+            (Key::new("f", "S", 0, MAX_DATE + 1, "{}"), "outside the dates"),
+            (Key::new("f", "S", MIN_DATE - 1, 0, "{}"), "outside the dates"),
         ];
         for (k, why) in cases {
             let err = ResolvedKey::resolve(&k).unwrap_err();
@@ -229,6 +253,16 @@ mod tests {
             assert!(err.message().contains(why), "{}", err.message());
         }
         assert!(ResolvedKey::resolve(&Key::new("f", "x".repeat(MAX_NAME_BYTES), 0, 0, "")).is_ok());
+        assert!(ResolvedKey::resolve(&Key::new("f", "S", MIN_DATE, MAX_DATE, "")).is_ok());
+    }
+
+    #[test]
+    fn entry_ids_are_64_lowercase_hex_digits() {
+        let id = ResolvedKey::resolve(&key("{}")).unwrap().entry_id;
+        assert!(is_entry_id(&id));
+        for bad in ["", "/etc/passwd", &id[..63], &id.to_uppercase(), &format!("{}g", &id[..63]), &format!("../{}", &id[3..])] {
+            assert!(!is_entry_id(bad), "{bad}");
+        }
     }
 
     #[test]
@@ -244,6 +278,6 @@ mod tests {
     fn footer_json_is_canonical() {
         let r = ResolvedKey::resolve(&Key::new("f\"s", "AAPL", 1, 2, "{\"b\":1,\"a\":2}")).unwrap();
         assert_eq!(r.footer_json(), r#"{"config":{"a":2,"b":1},"end_date":2,"feature_set":"f\"s","start_date":1,"symbol":"AAPL"}"#);
-        assert_eq!(r.entry_lock_key(), i64::from_be_bytes(u64::from_str_radix(&r.entry_id[..16], 16).unwrap().to_be_bytes()));
+        assert_eq!(entry_lock_key(&r.entry_id), i64::from_be_bytes(u64::from_str_radix(&r.entry_id[..16], 16).unwrap().to_be_bytes()));
     }
 }

@@ -8,12 +8,14 @@
 //!
 //! The C API (`include/fstore.h`) is a thin layer over this crate in [`ffi`].
 
+mod binding;
 mod data;
 mod error;
-mod file_lock;
 mod flight;
+mod fork;
 mod jcs;
 mod key;
+mod lock;
 pub mod maintenance;
 mod manifest;
 mod memory_cache;
@@ -21,7 +23,6 @@ mod migration;
 mod options;
 mod pg;
 mod request;
-mod shared_lock;
 mod storage;
 mod store;
 mod sync;
@@ -34,9 +35,9 @@ mod test_support;
 pub use arrow;
 pub use data::Data;
 pub use error::{Error, Result, Status};
-pub use key::{lock_key, Key, MAX_NAME_BYTES};
+pub use key::{lock_key, Key, MAX_DATE, MAX_NAME_BYTES, MIN_DATE};
 pub use manifest::{Backend, ManifestRow};
-pub use migration::{migrate_manifest, migrate_schema, MigrationReport};
+pub use migration::{migrate_manifest, migrate_schema, rebind, MigrationReport};
 pub use options::{LockGranularity, ManifestChoice, Options, PostgresOptions, OPTION_NAMES};
 pub use pg::{LockStats, PoolStats};
 pub use request::Request;

@@ -1,15 +1,19 @@
 //! A per-process cache of decoded entries, so that a repeated hit costs a
 //! `stat` instead of a Parquet decode. The file stays the proof of a hit: an
 //! entry is served from memory only while its file is still the very file it
-//! was read from (same device, inode, size and modification time), so a
-//! replaced or removed entry is never served stale.
+//! was read from. A replaced file is a new inode, but inode numbers are
+//! reused, so the stamp also holds the size and the modification, change
+//! and (where the file system keeps it) birth times; and the store drops its
+//! cached copy whenever it publishes, puts or invalidates the entry itself.
 
 use std::collections::HashMap;
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::data::Data;
+use crate::error::{Error, Result};
 use crate::sync::lock;
 
 /// Identifies one version of a file.
@@ -19,13 +23,36 @@ pub(crate) struct FileStamp {
     ino: u64,
     size: u64,
     mtime_ns: i64,
+    ctime_ns: i64,
+    btime_ns: Option<i128>,
 }
 
 impl FileStamp {
-    /// `None` when the file does not exist (or cannot be examined).
-    pub fn of(path: &Path) -> Option<FileStamp> {
-        let m = std::fs::metadata(path).ok()?;
-        Some(FileStamp { dev: m.dev(), ino: m.ino(), size: m.size(), mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec() })
+    /// `None` when the file does not exist. Any other failure (`EACCES`,
+    /// `ESTALE`) is an error, not a miss: an entry that cannot be examined
+    /// must not be computed again as if it were absent.
+    pub fn of(path: &Path) -> Result<Option<FileStamp>> {
+        match std::fs::metadata(path) {
+            Ok(m) => Ok(Some(Self::from_metadata(&m))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(format!("cannot stat {}", path.display()), e)),
+        }
+    }
+
+    pub fn from_metadata(m: &std::fs::Metadata) -> FileStamp {
+        let btime_ns = m
+            .created()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos() as i128);
+        FileStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+            btime_ns,
+        }
     }
 }
 
@@ -128,7 +155,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a");
         std::fs::write(&path, b"one").unwrap();
-        let stamp = FileStamp::of(&path).unwrap();
+        let stamp = FileStamp::of(&path).unwrap().unwrap();
         let one = data(1000);
         let size: usize = one.batches[0].get_array_memory_size();
         let cache = MemoryCache::new(size * 4 + 10);
@@ -139,7 +166,7 @@ mod tests {
         let tmp = dir.path().join("a.tmp");
         std::fs::write(&tmp, b"two!").unwrap();
         std::fs::rename(&tmp, &path).unwrap();
-        let new_stamp = FileStamp::of(&path).unwrap();
+        let new_stamp = FileStamp::of(&path).unwrap().unwrap();
         assert_ne!(stamp, new_stamp);
         assert!(cache.get("a", new_stamp).is_none());
 
@@ -153,7 +180,7 @@ mod tests {
         assert!(cache.used() <= size * 4 + 10);
         cache.remove("b");
         assert!(cache.get("b", stamp).is_none());
-        assert!(FileStamp::of(&dir.path().join("missing")).is_none());
+        assert!(FileStamp::of(&dir.path().join("missing")).unwrap().is_none());
     }
 
     #[test]
@@ -161,7 +188,7 @@ mod tests {
         let cache = MemoryCache::new(0);
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a"), b"x").unwrap();
-        let stamp = FileStamp::of(&dir.path().join("a")).unwrap();
+        let stamp = FileStamp::of(&dir.path().join("a")).unwrap().unwrap();
         cache.insert("a", stamp, data(10));
         assert!(cache.get("a", stamp).is_none());
     }

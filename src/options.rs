@@ -16,6 +16,15 @@ pub enum LockGranularity {
     Entry,
 }
 
+impl LockGranularity {
+    pub fn name(self) -> &'static str {
+        match self {
+            LockGranularity::Symbol => "symbol",
+            LockGranularity::Entry => "entry",
+        }
+    }
+}
+
 /// Which manifest backend a store uses.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ManifestChoice {
@@ -47,6 +56,15 @@ pub struct PostgresOptions {
     /// rights: run the migrate step once instead.
     pub auto_migrate: bool,
     pub connect_timeout: Duration,
+    /// TCP keepalives on every connection, on both ends (the server's side
+    /// through `SET LOCAL` in each lock's transaction): a dead or cut-off
+    /// host's locks come free after about idle + interval x count.
+    pub keepalives_idle: Duration,
+    pub keepalives_interval: Duration,
+    pub keepalives_count: u32,
+    /// How long sent data may stay unacknowledged before the connection is
+    /// dropped (`TCP_USER_TIMEOUT`), on both ends.
+    pub tcp_user_timeout: Duration,
 }
 
 impl std::fmt::Debug for PostgresOptions {
@@ -64,6 +82,10 @@ impl std::fmt::Debug for PostgresOptions {
             .field("schema", &self.schema)
             .field("auto_migrate", &self.auto_migrate)
             .field("connect_timeout", &self.connect_timeout)
+            .field("keepalives_idle", &self.keepalives_idle)
+            .field("keepalives_interval", &self.keepalives_interval)
+            .field("keepalives_count", &self.keepalives_count)
+            .field("tcp_user_timeout", &self.tcp_user_timeout)
             .finish()
     }
 }
@@ -109,6 +131,10 @@ impl Default for Options {
                 schema: "fstore".into(),
                 auto_migrate: true,
                 connect_timeout: Duration::from_secs(5),
+                keepalives_idle: Duration::from_secs(5),
+                keepalives_interval: Duration::from_secs(1),
+                keepalives_count: 5,
+                tcp_user_timeout: Duration::from_secs(10),
                 ..Default::default()
             },
         }
@@ -136,6 +162,10 @@ pub const OPTION_NAMES: &[&str] = &[
     "postgres.schema",
     "postgres.auto_migrate",
     "postgres.connect_timeout_ms",
+    "postgres.keepalives_idle_ms",
+    "postgres.keepalives_interval_ms",
+    "postgres.keepalives_count",
+    "postgres.tcp_user_timeout_ms",
 ];
 
 impl Options {
@@ -191,6 +221,13 @@ impl Options {
             "postgres.auto_migrate" => self.postgres.auto_migrate = parse_bool(name, value)?,
             "postgres.connect_timeout_ms" => {
                 self.postgres.connect_timeout = Duration::from_millis(parse_millis(name, value)?.max(1))
+            }
+            // The server takes the keepalive settings in whole seconds.
+            "postgres.keepalives_idle_ms" => self.postgres.keepalives_idle = parse_seconds_ms(name, value)?,
+            "postgres.keepalives_interval_ms" => self.postgres.keepalives_interval = parse_seconds_ms(name, value)?,
+            "postgres.keepalives_count" => self.postgres.keepalives_count = parse_count(name, value, 1)?,
+            "postgres.tcp_user_timeout_ms" => {
+                self.postgres.tcp_user_timeout = Duration::from_millis(parse_millis(name, value)?.max(1))
             }
             _ => {
                 return Err(Error::invalid_argument(format!(
@@ -254,6 +291,15 @@ fn parse_bool(name: &str, value: &str) -> Result<bool> {
         "false" | "0" | "off" | "no" => Ok(false),
         _ => Err(bad_value(name, value, "true or false")),
     }
+}
+
+/// Milliseconds that are a whole, positive number of seconds.
+fn parse_seconds_ms(name: &str, value: &str) -> Result<Duration> {
+    let ms = parse_millis(name, value)?;
+    if ms == 0 || ms % 1000 != 0 || ms / 1000 > i32::MAX as u64 {
+        return Err(bad_value(name, value, "a whole, positive number of seconds in milliseconds (e.g. 5000)"));
+    }
+    Ok(Duration::from_millis(ms))
 }
 
 pub(crate) fn parse_millis(name: &str, value: &str) -> Result<u64> {

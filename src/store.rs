@@ -8,16 +8,19 @@ use std::sync::Arc;
 
 use arrow::record_batch::RecordBatchReader;
 
+use crate::binding::{self, Binding};
 use crate::data::Data;
 use crate::error::{Error, Result, Status};
-use crate::file_lock::FileLocks;
 use crate::flight::{Flights, Role};
+use crate::fork;
 use crate::key::{namespaced, Key, ResolvedKey};
+use crate::lock::file::FileLocks;
+use crate::lock::local::LocalLocks;
+use crate::lock::{Attempt, Held, Locks, Plan};
 use crate::manifest::{self, Backend, DuckDbManifest, Manifest, ManifestRow, PostgresManifest};
-use crate::memory_cache::{FileStamp, MemoryCache};
+use crate::memory_cache::MemoryCache;
 use crate::options::{LockGranularity, ManifestChoice, Options};
 use crate::pg::{LockStats, PgLocks, PgPool, PoolStats};
-use crate::shared_lock::{SharedLockGuard, SharedLocks};
 use crate::request::{Request, Wait};
 use crate::storage::{Published, Storage};
 
@@ -63,13 +66,13 @@ fn bump(counter: &AtomicU64, by: u64) {
 pub struct Store {
     options: Options,
     cache_dir: PathBuf,
-    storage: Storage,
+    pub(crate) storage: Storage,
     memory: MemoryCache,
     flights: Flights,
-    // These three own threads (the manifest writer, the pool's), which a
-    // forked child does not have: it must neither join nor drop them.
-    locks: ManuallyDrop<SharedLocks>,
-    manifest: ManuallyDrop<Box<dyn Manifest>>,
+    // These own threads or connections (the manifest writer, the pool's),
+    // which a forked child must neither join nor close: it leaks them.
+    locks: ManuallyDrop<Box<dyn Locks>>,
+    pub(crate) manifest: ManuallyDrop<Box<dyn Manifest>>,
     postgres: ManuallyDrop<Option<Arc<PgPool>>>,
     /// Why the store runs differently than configured (e.g. a fallback).
     warnings: Vec<String>,
@@ -78,25 +81,48 @@ pub struct Store {
     owner_pid: u32,
 }
 
+/// How a lock attempt for a compute ended.
+enum Locked {
+    Held(Box<dyn Held>),
+    /// Another caller published the entry while this one waited.
+    Found(Data),
+}
+
+/// Why an entry is published: a compute may hand back its data unpublished
+/// when its lock is gone for good; a put must fail then.
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Publish {
+    Computed,
+    Put,
+}
+
 impl Store {
     pub fn open(options: Options) -> Result<Store> {
+        fork::install();
         let cache_dir = options.resolved_cache_dir()?;
         let storage = Storage::open(&cache_dir, options.verify_checksums)?;
         let mut warnings = Vec::new();
-        let postgres = connect_postgres(&options, &mut warnings)?;
-        let (manifest, locks): (Box<dyn Manifest>, SharedLocks) = match &postgres {
-            Some(pool) => (
-                Box::new(PostgresManifest::open(
-                    Arc::clone(pool),
-                    &options.postgres.schema,
-                    options.postgres.auto_migrate,
-                )?),
-                SharedLocks::new(Box::new(PgLocks::new(Arc::clone(pool)))),
-            ),
-            None => (
-                Box::new(DuckDbManifest::open(&cache_dir)?),
-                SharedLocks::new(Box::new(FileLocks::open(&cache_dir)?)),
-            ),
+        let bound = binding::read(&cache_dir)?;
+        let postgres = connect_postgres(&options, &cache_dir, bound.as_ref(), &mut warnings)?;
+        let manifest: Box<dyn Manifest> = match &postgres {
+            Some(pool) => {
+                let schema = &options.postgres.schema;
+                let manifest =
+                    PostgresManifest::open(Arc::clone(pool), schema, options.postgres.auto_migrate, options.wait_timeout)?;
+                let wanted = Binding::new(&options, Backend::Postgres, Some(manifest.identity()?));
+                binding::check_or_bind(&cache_dir, &wanted)?;
+                Box::new(manifest)
+            }
+            None => {
+                // Checked before the embedded manifest is created in a directory that may belong to PostgreSQL.
+                binding::check_or_bind(&cache_dir, &Binding::new(&options, Backend::DuckDb, None))?;
+                Box::new(DuckDbManifest::open(&cache_dir, options.wait_timeout)?)
+            }
+        };
+        let locks: Box<dyn Locks> = match &postgres {
+            _ if !options.cross_process_lock => Box::new(LocalLocks::default()),
+            Some(pool) => Box::new(PgLocks::new(Arc::clone(pool), &options.postgres)),
+            None => Box::new(FileLocks::open(&cache_dir)?),
         };
         for warning in &warnings {
             log::warn!("libfstore: {warning}");
@@ -148,32 +174,28 @@ impl Store {
     /// `pg_locks`); `None` without PostgreSQL.
     pub fn lock_stats(&self) -> Result<Option<LockStats>> {
         self.check_process()?;
-        self.postgres.as_ref().map(|p| p.lock_stats()).transpose()
+        let Some(pool) = self.postgres.as_ref() else { return Ok(None) };
+        let request = Request::new();
+        crate::pg::lock_stats(pool, &Wait::new(&request, self.options.wait_timeout)).map(Some)
     }
 
     /// The entry of `key`, or `Ok(None)`. Never computes and never waits.
     pub fn get(&self, key: &Key, request: &Request) -> Result<Option<Data>> {
         self.check_process()?;
         let key = ResolvedKey::resolve(key)?;
-        match self.read(&key, request) {
-            Ok(Some(data)) => {
-                bump(&self.counters.hits, 1);
-                Ok(Some(data))
-            }
-            Ok(None) => {
-                bump(&self.counters.misses, 1);
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
+        let found = self.read(&key)?;
+        bump(if found.is_some() { &self.counters.hits } else { &self.counters.misses }, 1);
+        found.map(|data| data.project(request.columns.as_deref())).transpose()
     }
 
     /// The entry of `key`, computing it with `compute` if it does not exist.
     ///
     /// Exactly one caller per entry runs `compute` at a time: within the
-    /// process through single flight, across processes through a lock per
-    /// symbol (or per entry). Waiters get the same data or the same error. A
-    /// failed compute stores nothing; the next call tries again.
+    /// process through single flight, across processes through the entry's
+    /// lock. Waiters get the same data or the same error. A failed compute
+    /// stores nothing; the next call tries again. A compute that reports
+    /// `Cancelled` or `Timeout` (its own caller gave up) makes a waiter take
+    /// it over instead.
     pub fn get_or_compute<F>(&self, key: &Key, request: &Request, compute: F) -> Result<Data>
     where
         F: FnOnce(&Key) -> Result<Box<dyn RecordBatchReader>>,
@@ -195,9 +217,10 @@ impl Store {
     where
         F: FnOnce(&Key) -> Result<Box<dyn RecordBatchReader>>,
     {
-        if let Some(data) = self.read_or_recover(key, request)? {
+        let columns = request.columns.as_deref();
+        if let Some(data) = self.read(key)? {
             bump(&self.counters.hits, 1);
-            return Ok(data);
+            return data.project(columns);
         }
         bump(&self.counters.misses, 1);
         let wait = Wait::new(request, self.options.wait_timeout);
@@ -208,8 +231,8 @@ impl Store {
                 Role::Follower(flight) => {
                     bump(&self.counters.waits, 1);
                     match flight.wait(&wait, &what)? {
-                        Ok(data) => return data.project(request.columns.as_deref()),
-                        // The leader gave up on its own deadline; our own may allow more.
+                        Ok(data) => return data.project(columns),
+                        // The leader's caller gave up; ours may still wait: take over.
                         Err(e) if matches!(e.status(), Status::Timeout | Status::Cancelled) => {
                             wait.check(&what)?;
                             continue;
@@ -221,64 +244,187 @@ impl Store {
                     let compute = compute.take().expect("a caller leads at most once");
                     let outcome = self.lead(key, &wait, compute).map(Arc::new);
                     leader.finish(outcome.clone());
-                    return outcome?.project(request.columns.as_deref());
+                    return outcome?.project(columns);
                 }
             }
         }
     }
 
-    /// Runs under the cross-process lock: re-check, compute, publish.
+    /// Takes the entry's lock (or finds the entry published meanwhile),
+    /// re-checks, computes and publishes.
     fn lead<F>(&self, key: &ResolvedKey, wait: &Wait, compute: F) -> Result<Data>
     where
         F: FnOnce(&Key) -> Result<Box<dyn RecordBatchReader>>,
     {
-        let _lock = self.cross_process_lock(key, wait)?;
-        // Another process, or an earlier leader here, may have published it meanwhile.
-        if let Some(data) = self.read_or_recover(key, &Request::new())? {
+        let plan = self.plan(key);
+        let mut held = match self.lock_or_find(key, &plan, wait)? {
+            Locked::Held(held) => held,
+            Locked::Found(data) => return Ok(data),
+        };
+        // Another process may have published it between our first look and the lock.
+        if let Some(data) = self.recheck(key, Some(held.as_mut()))? {
             return Ok(data);
         }
         bump(&self.counters.computes, 1);
-        let computed = compute(&key.key).and_then(|mut reader| self.publish(key, reader.as_mut()));
-        if computed.is_err() {
-            bump(&self.counters.compute_failures, 1);
-        }
-        computed
+        let data = compute(&key.key).and_then(|mut reader| Data::collect(reader.as_mut())).inspect_err(|e| {
+            if !matches!(e.status(), Status::Timeout | Status::Cancelled) {
+                bump(&self.counters.compute_failures, 1);
+            }
+        })?;
+        self.publish(key, &plan, held, data, wait, Publish::Computed)
     }
 
-    fn cross_process_lock(&self, key: &ResolvedKey, wait: &Wait) -> Result<Option<SharedLockGuard<'_>>> {
-        if !self.options.cross_process_lock {
+    /// Takes `plan` for a compute. While another caller computes the entry,
+    /// waits for it (in shared mode: every waiter wakes at once) and looks
+    /// for its result before trying again.
+    fn lock_or_find(&self, key: &ResolvedKey, plan: &Plan, wait: &Wait) -> Result<Locked> {
+        let mut counted = false;
+        loop {
+            match self.locks.try_lock(plan, wait)? {
+                Attempt::Held(held) => return Ok(Locked::Held(held)),
+                Attempt::Busy => {
+                    if !counted {
+                        bump(&self.counters.waits, 1);
+                        counted = true;
+                    }
+                    self.locks.wait_released(plan.entry, wait)?;
+                    if let Some(data) = self.recheck(key, None)? {
+                        return Ok(Locked::Found(data));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes `plan` to change an entry (put, invalidate, maintenance).
+    pub(crate) fn acquire(&self, plan: &Plan, wait: &Wait) -> Result<Box<dyn Held>> {
+        loop {
+            match self.locks.try_lock(plan, wait)? {
+                Attempt::Held(held) => return Ok(held),
+                Attempt::Busy => self.locks.wait_released(plan.entry, wait)?,
+            }
+        }
+    }
+
+    /// The locks a compute of `key` takes, under this store's granularity
+    /// and namespace: the entry's key, and under `symbol` granularity the
+    /// symbol's key (shared) around it.
+    pub(crate) fn plan(&self, key: &ResolvedKey) -> Plan {
+        self.plan_of(&key.key.symbol, &key.entry_id)
+    }
+
+    pub(crate) fn plan_of(&self, symbol: &str, entry_id: &str) -> Plan {
+        let ns = |k: i64| namespaced(k, &self.options.lock_namespace);
+        let outer = match self.options.lock_granularity {
+            LockGranularity::Symbol => Some(ns(crate::key::symbol_lock_key(symbol))),
+            LockGranularity::Entry => None,
+        };
+        Plan { outer, entry: ns(crate::key::entry_lock_key(entry_id)) }
+    }
+
+    /// The per-symbol lock key under this store's namespace: what another
+    /// program takes (exclusively) to exclude every compute of the symbol.
+    pub fn symbol_lock_key(&self, symbol: &str) -> Result<i64> {
+        Ok(namespaced(crate::key::lock_key(symbol)?, &self.options.lock_namespace))
+    }
+
+    /// Looks for the entry again, after a wait or under its lock. Where the
+    /// manifest commits rows with the lock (PostgreSQL), a row proves the
+    /// entry even while a network file system still hides its file.
+    fn recheck(&self, key: &ResolvedKey, held: Option<&mut dyn Held>) -> Result<Option<Data>> {
+        if let Some(data) = self.read(key)? {
+            return Ok(Some(data));
+        }
+        if self.manifest.find(&key.entry_id, held)?.is_none() {
             return Ok(None);
         }
-        let (guard, waited) = self.locks.acquire(self.lock_key(key), wait)?;
-        if waited {
-            bump(&self.counters.waits, 1);
+        let found = recovering(self.storage.read_expected(key, None))?;
+        Ok(found.map(|read| {
+            bump(&self.counters.bytes_read, read.bytes);
+            read.data
+        }))
+    }
+
+    /// Writes `data` as the entry of `key` and publishes it while `held`,
+    /// first making sure the lock is still ours: a lock lost mid-compute (a
+    /// dropped connection, a server restart) is taken again, and a compute
+    /// whose entry another caller published meanwhile returns that entry
+    /// and publishes nothing.
+    fn publish(
+        &self,
+        key: &ResolvedKey,
+        plan: &Plan,
+        mut held: Box<dyn Held>,
+        data: Data,
+        wait: &Wait,
+        why: Publish,
+    ) -> Result<Data> {
+        let temp = self.storage.write_temp(key, &data)?;
+        if let Err(lost) = held.verify() {
+            log::warn!("libfstore: {lost}; taking the lock of {} again before publishing", describe(&key.key));
+            drop(held);
+            held = match self.acquire(plan, wait) {
+                Ok(held) => held,
+                Err(e) if why == Publish::Computed => {
+                    // Publishing without the lock could race another
+                    // worker's publish: hand the caller its data, store nothing.
+                    log::warn!("libfstore: computed {} but did not publish it: {e}", describe(&key.key));
+                    return Ok(data);
+                }
+                Err(e) => return Err(e),
+            };
+            if why == Publish::Computed {
+                if let Some(existing) = self.recheck(key, Some(held.as_mut()))? {
+                    return Ok(existing);
+                }
+            }
         }
-        Ok(Some(guard))
+        let published = temp.publish()?;
+        self.memory.remove(&key.entry_id);
+        bump(&self.counters.bytes_written, published.bytes);
+        // The row commits with the lock's release. If that transaction fails
+        // now (a dropped connection), the file is published all the same:
+        // record the row on its own (an idempotent upsert). A manifest
+        // failure is reported (flush, or the log) and repaired by
+        // maintenance, which re-indexes the file.
+        let row = manifest_row(key, &published, &self.cache_dir);
+        let in_lock = self.manifest.record(&row, Some(held.as_mut()));
+        let released = held.release();
+        if let Err(e) = in_lock.and(released) {
+            log::warn!("libfstore: recording {} outside its lock's transaction: {e}", describe(&key.key));
+            if let Err(e) = self.manifest.record(&row, None) {
+                log::warn!("libfstore: {} is published, but its manifest row is missing: {e}", describe(&key.key));
+            }
+        }
+        Ok(data)
     }
 
-    /// The advisory lock key of `key` under this store's granularity and namespace.
-    pub fn lock_key(&self, key: &ResolvedKey) -> i64 {
-        let plain = match self.options.lock_granularity {
-            LockGranularity::Symbol => key.symbol_lock_key,
-            LockGranularity::Entry => key.entry_lock_key(),
-        };
-        namespaced(plain, &self.options.lock_namespace)
-    }
-
-    /// Stores data computed elsewhere, replacing any entry of `key`.
+    /// Stores data computed elsewhere, replacing any entry of `key`. Waits
+    /// (within the store's wait timeout) for a compute of it in progress.
     pub fn put(&self, key: &Key, reader: &mut dyn RecordBatchReader) -> Result<()> {
         self.check_process()?;
         let key = ResolvedKey::resolve(key)?;
-        self.publish(&key, reader).map(|_| ())
+        let data = Data::collect(reader)?;
+        let request = Request::new();
+        let wait = Wait::new(&request, self.options.wait_timeout);
+        let plan = self.plan(&key);
+        let held = self.acquire(&plan, &wait)?;
+        self.publish(&key, &plan, held, data, &wait, Publish::Put).map(drop)
     }
 
-    /// Removes the entry of `key`; `NotFound` if there was none.
+    /// Removes the entry of `key`; `NotFound` if there was none. Waits
+    /// (within the store's wait timeout) for a compute of it in progress, so
+    /// that a compute started before the invalidation cannot publish after it.
     pub fn invalidate(&self, key: &Key) -> Result<()> {
         self.check_process()?;
         let key = ResolvedKey::resolve(key)?;
-        self.memory.remove(&key.entry_id);
+        let request = Request::new();
+        let wait = Wait::new(&request, self.options.wait_timeout);
+        let mut held = self.acquire(&self.plan(&key), &wait)?;
         let existed = self.storage.remove(&key.entry_id)?;
-        self.manifest.remove(std::slice::from_ref(&key.entry_id))?;
+        self.memory.remove(&key.entry_id);
+        self.manifest.forget(&key.entry_id, Some(held.as_mut()))?;
+        held.release()?;
         if existed {
             Ok(())
         } else {
@@ -325,23 +471,35 @@ impl Store {
         manifest::summary(&self.manifest.rows()?)
     }
 
-    /// Removes expired entries, rows whose files are gone, files no row
-    /// points to and stale temporary files. See [`crate::maintenance`].
+    /// Removes expired entries, rows whose files are gone, stale temporary
+    /// files, unreadable entry files and unused lock files, and re-indexes
+    /// valid entry files whose row is missing. See [`crate::maintenance`].
     pub fn maintain(&self, options: &crate::maintenance::MaintainOptions) -> Result<crate::maintenance::MaintainReport> {
         self.check_process()?;
-        crate::maintenance::run(&self.storage, self.manifest.as_ref(), options)
+        crate::maintenance::run(self, options)
     }
 
-    /// Waits until the manifest holds every entry published so far.
+    /// Waits (within the store's wait timeout) until the manifest holds
+    /// every entry published so far.
     pub fn flush(&self) -> Result<()> {
         self.check_process()?;
         self.manifest.flush()
     }
 
-    /// Flushes the manifest and closes the store, reporting a manifest failure.
+    /// Flushes the manifest and closes the store, reporting a manifest
+    /// failure. Bounded by the store's wait timeout.
     pub fn close(self) -> Result<()> {
         self.check_process()?;
         self.manifest.shutdown()
+    }
+
+    /// The wait bound of operations that have no request of their own.
+    pub(crate) fn default_wait<'a>(&self, request: &'a Request) -> Wait<'a> {
+        Wait::new(request, self.options.wait_timeout)
+    }
+
+    pub(crate) fn cache_dir_locks(&self) -> Option<FileLocks> {
+        (self.manifest.backend() == Backend::DuckDb).then(|| FileLocks::open(&self.cache_dir).ok()).flatten()
     }
 
     fn check_process(&self) -> Result<()> {
@@ -356,54 +514,37 @@ impl Store {
         }
     }
 
-    fn read(&self, key: &ResolvedKey, request: &Request) -> Result<Option<Data>> {
-        let columns = request.columns.as_deref();
-        if !self.memory.enabled() {
-            let found = self.storage.read(key, columns)?;
-            return Ok(found.map(|(data, bytes)| {
-                bump(&self.counters.bytes_read, bytes);
-                data
-            }));
-        }
-        // The file proves the hit; memory only saves decoding it again.
-        let Some(stamp) = FileStamp::of(&self.storage.entry_path(&key.entry_id)) else {
-            return Ok(None);
-        };
-        if let Some(data) = self.memory.get(&key.entry_id, stamp) {
-            return data.project(columns).map(Some);
-        }
-        let Some((data, bytes)) = self.storage.read(key, None)? else {
-            return Ok(None);
-        };
-        bump(&self.counters.bytes_read, bytes);
-        let data = Arc::new(data);
-        self.memory.insert(&key.entry_id, stamp, Arc::clone(&data));
-        data.project(columns).map(Some)
-    }
-
-    /// Like `read`, but a corrupt file counts as missing so that it is computed again.
-    fn read_or_recover(&self, key: &ResolvedKey, request: &Request) -> Result<Option<Data>> {
-        match self.read(key, request) {
-            Err(e) if e.status() == Status::Corrupt => {
-                log::warn!("libfstore: recomputing: {e}");
-                Ok(None)
+    /// The entry's data, from memory while its file is the one it was
+    /// decoded from, else from the file. A corrupt file reads as missing, so
+    /// that it is computed again.
+    fn read(&self, key: &ResolvedKey) -> Result<Option<Data>> {
+        if self.memory.enabled() {
+            let Some(stamp) = self.storage.stamp(&key.entry_id)? else {
+                return Ok(None);
+            };
+            if let Some(data) = self.memory.get(&key.entry_id, stamp) {
+                return Ok(Some(Data::clone(&data)));
             }
-            other => other,
         }
+        let Some(read) = recovering(self.storage.read(key, None))? else {
+            return Ok(None);
+        };
+        bump(&self.counters.bytes_read, read.bytes);
+        if self.memory.enabled() {
+            self.memory.insert(&key.entry_id, read.stamp, Arc::new(read.data.clone()));
+        }
+        Ok(Some(read.data))
     }
+}
 
-    fn publish(&self, key: &ResolvedKey, reader: &mut dyn RecordBatchReader) -> Result<Data> {
-        let (data, published) = self.storage.write(key, reader)?;
-        bump(&self.counters.bytes_written, published.bytes);
-        // Not kept in the memory cache: its buffers belong to the producer
-        // (a C, Go or Python allocator), which must get them back now, not at
-        // some later eviction on another thread. The first hit decodes the file.
-        // The file is already the proof of the entry: a manifest failure is
-        // reported (flush) and repaired by maintenance, not failed here.
-        if let Err(e) = self.manifest.record(manifest_row(key, &published, &self.cache_dir)) {
-            log::warn!("libfstore: {e}");
+/// A corrupt entry file counts as missing, so that it is computed again.
+fn recovering<T>(read: Result<Option<T>>) -> Result<Option<T>> {
+    match read {
+        Err(e) if e.status() == Status::Corrupt => {
+            log::warn!("libfstore: recomputing: {e}");
+            Ok(None)
         }
-        Ok(data)
+        other => other,
     }
 }
 
@@ -423,9 +564,16 @@ impl Drop for Store {
     }
 }
 
-/// Opens the PostgreSQL pool that the options ask for, if any; under
-/// `manifest=auto` an unreachable server becomes a warning and `None`.
-fn connect_postgres(options: &Options, warnings: &mut Vec<String>) -> Result<Option<Arc<PgPool>>> {
+/// Opens the PostgreSQL pool that the options ask for, if any. Under
+/// `manifest=auto` an unreachable server becomes a warning and `None`,
+/// unless the cache directory is bound to PostgreSQL: then falling back
+/// would split it, so the open fails.
+fn connect_postgres(
+    options: &Options,
+    cache_dir: &Path,
+    bound: Option<&Binding>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Arc<PgPool>>> {
     if options.manifest == ManifestChoice::DuckDb {
         return Ok(None);
     }
@@ -439,8 +587,14 @@ fn connect_postgres(options: &Options, warnings: &mut Vec<String>) -> Result<Opt
         return Ok(None);
     };
     match PgPool::connect(config, target, &options.postgres) {
-        Ok(pool) => Ok(Some(Arc::new(pool))),
+        Ok(pool) => Ok(Some(pool)),
         Err(e) if options.manifest == ManifestChoice::Auto && e.status() == Status::Unavailable => {
+            if let Some(bound) = bound.filter(|b| b.backend == Backend::Postgres) {
+                return Err(e.context(format!(
+                    "cache directory {} is bound to {bound}, so it cannot fall back to the embedded manifest",
+                    cache_dir.display()
+                )));
+            }
             warnings.push(format!("{e}; using the embedded DuckDB manifest and host-local locks instead"));
             Ok(None)
         }
@@ -448,8 +602,7 @@ fn connect_postgres(options: &Options, warnings: &mut Vec<String>) -> Result<Opt
     }
 }
 
-fn manifest_row(key: &ResolvedKey, published: &Published, cache_dir: &Path) -> ManifestRow {
-    let created_at_us = manifest::now_us();
+pub(crate) fn manifest_row(key: &ResolvedKey, published: &Published, cache_dir: &Path) -> ManifestRow {
     ManifestRow {
         entry_id: key.entry_id.clone(),
         feature_set: key.key.feature_set.clone(),
@@ -461,7 +614,7 @@ fn manifest_row(key: &ResolvedKey, published: &Published, cache_dir: &Path) -> M
         rows: published.rows,
         bytes: published.bytes,
         checksum: published.checksum.clone(),
-        created_at_us,
+        created_at_us: manifest::now_us(),
     }
 }
 

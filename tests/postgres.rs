@@ -256,7 +256,7 @@ fn threads_of_one_process_share_one_connection_for_a_key() {
         }
     });
     assert_eq!(runs.load(Ordering::SeqCst), 1);
-    // One for the lock's transaction, one to record the row: not 32.
+    // One for the lock's transaction, which also records the row: not 32.
     let pool = store.pool_stats().unwrap();
     assert!(pool.size <= 3, "{pool:?}");
 }
@@ -278,7 +278,7 @@ fn schema_creation_is_versioned_idempotent_and_concurrent() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1]);
+    assert_eq!(versions, [1, 2]);
     let indexes: i64 = admin
         .query_one("SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND tablename = 'entries'", &[&schema])
         .unwrap()
@@ -293,7 +293,7 @@ fn schema_creation_is_versioned_idempotent_and_concurrent() {
     let err = Store::open(o.clone()).err().unwrap();
     assert_eq!(err.status(), Status::InvalidState);
     assert!(err.message().contains("run the migrate step"), "{err}");
-    assert_eq!(fstore::migrate_schema(&o).unwrap(), [1]);
+    assert_eq!(fstore::migrate_schema(&o).unwrap(), [1, 2]);
     assert_eq!(fstore::migrate_schema(&o).unwrap(), Vec::<i32>::new());
     Store::open(o).unwrap();
 }
@@ -366,26 +366,26 @@ fn maintenance_expires_and_repairs_but_spares_young_files() {
     for k in &keys {
         store.put(k, reader(sample(k, 1)).as_mut()).unwrap();
     }
-    // A row whose file is gone, a file with no row, and a stale temp file.
+    // A row whose file is gone, an unreadable entry file, and a stale temp file.
     let rows = store.manifest_rows().unwrap();
     std::fs::remove_file(dir.path().join(&rows[0].path)).unwrap();
-    let orphan = dir.path().join("data/00/00orphan.parquet");
+    let orphan = dir.path().join(format!("data/00/{}.parquet", "0".repeat(64)));
     std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
     std::fs::write(&orphan, b"not an entry").unwrap();
     std::fs::write(dir.path().join("data/00/.x.tmp"), b"partial").unwrap();
 
     // With the default grace period, only the row without a file goes.
     let r = store.maintain(&MaintainOptions { max_age: Some(Duration::ZERO), ..Default::default() }).unwrap();
-    assert_eq!((r.rows_without_file, r.expired_entries, r.files_without_row, r.temp_files), (1, 0, 0, 0), "{r:?}");
+    assert_eq!((r.rows_without_file, r.expired_entries, r.corrupt_files, r.temp_files), (1, 0, 0, 0), "{r:?}");
     assert!(orphan.exists());
 
     let dry = MaintainOptions { max_age: None, grace: Duration::ZERO, dry_run: true };
     let r = store.maintain(&dry).unwrap();
-    assert_eq!((r.files_without_row, r.temp_files), (1, 1), "{r:?}");
+    assert_eq!((r.corrupt_files, r.temp_files, r.reindexed_files), (1, 1, 0), "{r:?}");
     assert!(orphan.exists(), "a dry run removes nothing");
 
     let r = store.maintain(&MaintainOptions { max_age: Some(Duration::ZERO), grace: Duration::ZERO, dry_run: false }).unwrap();
-    assert_eq!((r.expired_entries, r.files_without_row, r.temp_files), (3, 1, 1), "{r:?}");
+    assert_eq!((r.expired_entries, r.corrupt_files, r.temp_files), (3, 1, 1), "{r:?}");
     assert!(!orphan.exists());
     assert!(store.manifest_rows().unwrap().is_empty());
     let summary = store.summary().unwrap();

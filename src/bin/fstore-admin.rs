@@ -42,6 +42,10 @@ enum Command {
     },
     /// Entries, rows and bytes per feature set and symbol.
     Summary,
+    /// Bind the cache directory to these options' coordination settings
+    /// (manifest backend and server, lock granularity and namespace), for
+    /// every process that uses it from now on.
+    Rebind,
 }
 
 fn main() -> ExitCode {
@@ -80,22 +84,33 @@ fn run(cli: Cli) -> fstore::Result<()> {
         }
         Command::Maintain { max_age_days, grace_secs, dry_run } => {
             let store = Store::open(options)?;
-            let settings = MaintainOptions {
-                max_age: max_age_days.map(|d| Duration::from_secs_f64(d * 86_400.0)),
-                grace: Duration::from_secs(grace_secs),
-                dry_run,
-            };
+            let max_age = max_age_days
+                .map(|d| {
+                    // Saturates: a huge age means never, not a panic or a wrap-around.
+                    Duration::try_from_secs_f64(d * 86_400.0)
+                        .or_else(|_| if d > 0.0 { Ok(Duration::MAX) } else { Err(()) })
+                        .map_err(|_| fstore::Error::invalid_argument(format!("--max-age-days {d} is not a positive number")))
+                })
+                .transpose()?;
+            let settings = MaintainOptions { max_age, grace: Duration::from_secs(grace_secs), dry_run };
             let r = store.maintain(&settings)?;
             println!(
-                "{}expired {}, rows without file {}, files without row {}, temp files {}, bytes freed {}",
+                "{}expired {}, rows without file {}, corrupt files {}, temp files {}, re-indexed files {}, \
+                 invalid rows {}, lock files {}, bytes freed {}",
                 if dry_run { "dry run: " } else { "" },
                 r.expired_entries,
                 r.rows_without_file,
-                r.files_without_row,
+                r.corrupt_files,
                 r.temp_files,
+                r.reindexed_files,
+                r.invalid_rows,
+                r.lock_files,
                 r.bytes_freed
             );
             store.close()?;
+        }
+        Command::Rebind => {
+            println!("cache directory bound to {}", fstore::rebind(&options)?);
         }
         Command::Summary => {
             let store = Store::open(options)?;

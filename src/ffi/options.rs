@@ -33,6 +33,11 @@ pub extern "C" fn fstore_options_new() -> *mut fstore_options {
 /// - `postgres.pool_min` (2), `postgres.pool_max` (16),
 ///   `postgres.connect_timeout_ms` (5000)
 /// - `postgres.schema` (`fstore`), `postgres.auto_migrate` (`true`)
+/// - `postgres.keepalives_idle_ms` (5000), `postgres.keepalives_interval_ms`
+///   (1000), `postgres.keepalives_count` (5), `postgres.tcp_user_timeout_ms`
+///   (10000): TCP keepalives and user timeout on both ends of every
+///   connection, so that a dead or cut-off host's locks come free within
+///   seconds (whole seconds for the keepalive times)
 #[no_mangle]
 pub unsafe extern "C" fn fstore_options_set(
     options: *mut fstore_options,

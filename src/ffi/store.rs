@@ -24,6 +24,9 @@ use crate::store::{describe, Store};
 
 /// An open store. Thread-safe: share one handle between threads. Not usable
 /// in a child after fork(): calls there return FSTORE_STATUS_INVALID_STATE.
+/// A child forked at any moment may open a store of its own: nothing the
+/// parent holds (a lock, a connection pool's state) binds the child, and a
+/// lock the parent holds comes free when the parent releases it.
 pub struct fstore_store {
     store: Store,
     /// `Store::warnings` joined, kept for `fstore_store_warnings`.
@@ -68,6 +71,14 @@ pub type fstore_compute_fn = Option<
 >;
 
 /// Opens the store that `options` describe (NULL: all defaults) into `*out`.
+/// The first store to use a cache directory records its coordination
+/// settings there (manifest backend and, for PostgreSQL, database and
+/// schema; lock granularity and namespace); a store whose settings differ
+/// is refused with FSTORE_STATUS_INVALID_STATE naming both, and under
+/// `manifest=auto` a directory bound to PostgreSQL fails with
+/// FSTORE_STATUS_UNAVAILABLE rather than falling back when the server is
+/// unreachable. Waits for the embedded manifest's lock at most
+/// `wait.timeout_ms`.
 #[no_mangle]
 pub unsafe extern "C" fn fstore_store_open(
     options: *const fstore_options,
@@ -86,6 +97,9 @@ pub unsafe extern "C" fn fstore_store_open(
 
 /// Closes `*store` (NULL allowed), flushing its manifest, and sets it to NULL.
 /// Use `fstore_store_flush` first to learn whether the manifest is complete.
+/// Bounded by `wait.timeout_ms`: manifest changes that cannot be written by
+/// then are dropped (their entry files remain, and maintenance re-indexes
+/// them).
 #[no_mangle]
 pub unsafe extern "C" fn fstore_store_close(store: *mut *mut fstore_store) {
     if let Some(slot) = store.as_mut() {
@@ -189,7 +203,8 @@ fn callback_error(status: fstore_status, key: &Key, why: &str) -> Error {
 }
 
 /// Stores the data of `input` as the entry of `key`, replacing any. Takes
-/// ownership of `*input` in every case (it is released on return).
+/// ownership of `*input` in every case (it is released on return). Waits
+/// (at most `wait.timeout_ms`) for a compute of the entry in progress.
 #[no_mangle]
 pub unsafe extern "C" fn fstore_store_put(
     store: *const fstore_store,
@@ -208,6 +223,9 @@ pub unsafe extern "C" fn fstore_store_put(
 }
 
 /// Removes the entry of `key`; FSTORE_STATUS_NOT_FOUND if there was none.
+/// Waits (at most `wait.timeout_ms`) for a compute of the entry in progress
+/// and removes its result: a compute that began before the invalidation
+/// never publishes after it.
 #[no_mangle]
 pub unsafe extern "C" fn fstore_store_invalidate(
     store: *const fstore_store,
@@ -289,8 +307,8 @@ pub unsafe extern "C" fn fstore_store_list(
     })
 }
 
-/// Waits until the manifest records every entry published so far; reports a
-/// manifest failure since the last flush.
+/// Waits (at most `wait.timeout_ms`) until the manifest records every entry
+/// published so far; reports a manifest failure since the last flush.
 #[no_mangle]
 pub unsafe extern "C" fn fstore_store_flush(store: *const fstore_store, error: *mut fstore_error) -> fstore_status {
     boundary(error, || {
@@ -406,29 +424,55 @@ pub unsafe extern "C" fn fstore_store_summary(
 #[repr(C)]
 #[derive(Copy, Clone)]
 pub struct fstore_maintain_options {
-    /// Remove entries created longer ago than this; negative keeps them all.
+    /// Remove entries created longer ago than this; negative (or INT64_MAX)
+    /// keeps them all. A large value never wraps around.
     pub max_age_ms: i64,
     /// Never remove a file modified more recently than this (at least 0).
     pub grace_ms: i64,
-    /// Count, but remove nothing.
+    /// Count, but change nothing.
     pub dry_run: bool,
 }
 
-/// What `fstore_store_maintain` removed (or would have, in a dry run).
+/// `fstore_maintain_options` as the library reads it: a caller's `bool` may
+/// hold any byte, and only 0 and 1 are valid Rust `bool`s.
+#[repr(C)]
+#[derive(Copy, Clone)]
+struct MaintainOptionsBytes {
+    max_age_ms: i64,
+    grace_ms: i64,
+    dry_run: u8,
+}
+
+const _: () = assert!(std::mem::size_of::<MaintainOptionsBytes>() == std::mem::size_of::<fstore_maintain_options>());
+
+/// What `fstore_store_maintain` did (or would have done, in a dry run).
 #[repr(C)]
 #[derive(Default)]
 pub struct fstore_maintain_report {
+    /// Entries older than `max_age_ms`: file and row.
     pub expired_entries: u64,
+    /// Manifest rows whose file is gone.
     pub rows_without_file: u64,
-    pub files_without_row: u64,
+    /// Entry files that failed verification, removed.
+    pub corrupt_files: u64,
+    /// Temporary files left by writers that died.
     pub temp_files: u64,
     pub bytes_freed: u64,
+    /// Verified entry files whose manifest row was missing, indexed again.
+    pub reindexed_files: u64,
+    /// Manifest rows with a malformed entry id, removed (never used as paths).
+    pub invalid_rows: u64,
+    /// Lock files nobody held, removed (embedded mode).
+    pub lock_files: u64,
 }
 
-/// Removes expired entries, manifest rows whose file is gone, entry files no
-/// row points to and stale temporary files; nothing younger than the grace
-/// period. `options` NULL: nothing expires, one hour of grace. Pass
-/// `sizeof *options` and `sizeof *out` as the sizes (both structs may grow).
+/// Removes expired entries (under each entry's lock, so that a republished
+/// one stays), manifest rows whose file is gone, entry files that fail
+/// verification, stale temporary files and unused lock files, and
+/// re-indexes verified entry files whose manifest row is missing (the file
+/// proves the entry). Nothing modified within the grace period is touched.
+/// `options` NULL: nothing expires, one hour of grace. Pass `sizeof
+/// *options` and `sizeof *out` as the sizes (both structs may grow).
 #[no_mangle]
 pub unsafe extern "C" fn fstore_store_maintain(
     store: *const fstore_store,
@@ -443,26 +487,32 @@ pub unsafe extern "C" fn fstore_store_maintain(
         check_out(out, out_size, "out")?;
         let mut settings = MaintainOptions::default();
         if !options.is_null() {
-            let defaults = fstore_maintain_options {
+            let defaults = MaintainOptionsBytes {
                 max_age_ms: -1,
                 grace_ms: settings.grace.as_millis() as i64,
-                dry_run: false,
+                dry_run: 0,
             };
-            let o = read_sized(options, options_size, defaults);
+            let o = read_sized(options.cast::<MaintainOptionsBytes>(), options_size, defaults);
             if o.grace_ms < 0 {
                 return Err(Error::invalid_argument(format!("grace_ms is negative ({})", o.grace_ms)));
             }
-            settings.max_age = u64::try_from(o.max_age_ms).ok().map(Duration::from_millis);
+            settings.max_age = u64::try_from(o.max_age_ms)
+                .ok()
+                .filter(|_| o.max_age_ms != i64::MAX)
+                .map(Duration::from_millis);
             settings.grace = Duration::from_millis(o.grace_ms as u64);
-            settings.dry_run = o.dry_run;
+            settings.dry_run = o.dry_run != 0;
         }
         let r = store.maintain(&settings)?;
         let report = fstore_maintain_report {
             expired_entries: r.expired_entries,
             rows_without_file: r.rows_without_file,
-            files_without_row: r.files_without_row,
+            corrupt_files: r.corrupt_files,
             temp_files: r.temp_files,
             bytes_freed: r.bytes_freed,
+            reindexed_files: r.reindexed_files,
+            invalid_rows: r.invalid_rows,
+            lock_files: r.lock_files,
         };
         write_sized(out, out_size, report);
         OK

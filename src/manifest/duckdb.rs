@@ -5,18 +5,25 @@
 //! thread per store batches pending changes, takes an OS lock on
 //! `manifest.lock`, opens the database, applies the batch in one transaction
 //! and closes it again. Computing callers never wait for the manifest.
+//!
+//! Every wait for `manifest.lock` is bounded: a process stopped while holding
+//! it delays the writer, and `flush`, `close` and `open` give up after the
+//! store's wait timeout instead of hanging.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use duckdb::{params, AccessMode, Config, Connection};
 
 use super::{Backend, Manifest, ManifestRow};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Status};
+use crate::fork;
+use crate::lock::file::FileLock;
+use crate::lock::{poll, Held};
+use crate::request::{Request, Wait};
 use crate::sync::lock;
 
 pub(crate) const SCHEMA_VERSION: i32 = 1;
@@ -25,15 +32,22 @@ const LOCK_FILE: &str = "manifest.lock";
 
 enum Change {
     Upsert(ManifestRow),
-    Remove(Vec<String>),
+    /// Adds a row unless the entry has one (re-indexing a file).
+    InsertMissing(ManifestRow),
+    Remove(String),
+    /// Removes a row only if it still has this creation time.
+    RemoveIfCreated(String, i64),
     Flush(Sender<Result<()>>),
 }
 
 pub(crate) struct DuckDbManifest {
     db_path: PathBuf,
     lock_path: PathBuf,
+    timeout: Duration,
     changes: Mutex<Option<Sender<Change>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Cancelling it makes the writer give up waiting for `manifest.lock`.
+    writer_request: Request,
 }
 
 const SCHEMA: &str = "
@@ -67,19 +81,30 @@ fn keep_static_extensions() {
 }
 
 impl DuckDbManifest {
-    /// Creates the schema if needed and starts the writer thread.
-    pub fn open(cache_dir: &Path) -> Result<Self> {
+    /// Creates the schema if needed (waiting at most `timeout` for
+    /// `manifest.lock`) and starts the writer thread.
+    pub fn open(cache_dir: &Path, timeout: Duration) -> Result<Self> {
         keep_static_extensions();
         let db_path = cache_dir.join(DATABASE_FILE);
         let lock_path = cache_dir.join(LOCK_FILE);
-        with_connection(&db_path, &lock_path, Access::Write, |conn| migrate(conn, &db_path))?;
+        let request = Request::new();
+        let wait = Wait::new(&request, timeout);
+        with_connection(&db_path, &lock_path, Access::Write, &wait, |conn| migrate(conn, &db_path))?;
         let (tx, rx) = mpsc::channel();
-        let (db, lk) = (db_path.clone(), lock_path.clone());
+        let writer_request = Request::new();
+        let (db, lk, stop) = (db_path.clone(), lock_path.clone(), writer_request.clone());
         let writer = std::thread::Builder::new()
             .name("fstore-manifest".into())
-            .spawn(move || write_loop(&db, &lk, rx))
+            .spawn(move || write_loop(&db, &lk, &stop, rx))
             .map_err(|e| Error::io("cannot start the manifest writer thread", e))?;
-        Ok(DuckDbManifest { db_path, lock_path, changes: Mutex::new(Some(tx)), writer: Mutex::new(Some(writer)) })
+        Ok(DuckDbManifest {
+            db_path,
+            lock_path,
+            timeout,
+            changes: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
+            writer_request,
+        })
     }
 
     fn send(&self, change: Change) -> Result<()> {
@@ -95,29 +120,61 @@ impl Manifest for DuckDbManifest {
         Backend::DuckDb
     }
 
-    fn record(&self, row: ManifestRow) -> Result<()> {
-        self.send(Change::Upsert(row))
+    fn record(&self, row: &ManifestRow, _held: Option<&mut dyn Held>) -> Result<()> {
+        self.send(Change::Upsert(row.clone()))
     }
 
-    fn remove(&self, entry_ids: &[String]) -> Result<()> {
-        self.send(Change::Remove(entry_ids.to_vec()))
+    fn forget(&self, entry_id: &str, _held: Option<&mut dyn Held>) -> Result<()> {
+        self.send(Change::Remove(entry_id.to_string()))
+    }
+
+    fn forget_unchanged(&self, rows: &[(String, i64)]) -> Result<()> {
+        rows.iter().try_for_each(|(id, created)| self.send(Change::RemoveIfCreated(id.clone(), *created)))
+    }
+
+    fn find(&self, _entry_id: &str, _held: Option<&mut dyn Held>) -> Result<Option<ManifestRow>> {
+        Ok(None) // rows lag behind files here; the file is checked instead
+    }
+
+    fn insert_missing(&self, rows: &[ManifestRow]) -> Result<u64> {
+        rows.iter().try_for_each(|row| self.send(Change::InsertMissing(row.clone())))?;
+        Ok(rows.len() as u64)
     }
 
     fn rows(&self) -> Result<Vec<ManifestRow>> {
         self.flush()?;
-        with_connection(&self.db_path, &self.lock_path, Access::Read, read_rows)
+        let request = Request::new();
+        let wait = Wait::new(&request, self.timeout);
+        with_connection(&self.db_path, &self.lock_path, Access::Read, &wait, read_rows)
     }
 
-    /// Waits until every change sent so far is in the database; reports the
-    /// first failure since the last flush.
+    /// Waits (at most the store's wait timeout) until every change sent so
+    /// far is in the database; reports the first failure since the last flush.
     fn flush(&self) -> Result<()> {
         let (tx, rx) = mpsc::channel();
         self.send(Change::Flush(tx))?;
-        rx.recv().unwrap_or_else(|_| Err(Error::invalid_state("the manifest writer has stopped")))
+        match rx.recv_timeout(self.timeout) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => Err(Error::new(
+                Status::Timeout,
+                format!(
+                    "gave up after {} ms waiting for the manifest writer: is {} held by a stopped process?",
+                    self.timeout.as_millis(),
+                    self.lock_path.display()
+                ),
+            )),
+            Err(RecvTimeoutError::Disconnected) => Err(Error::invalid_state("the manifest writer has stopped")),
+        }
     }
 
+    /// Flushes (bounded) and stops the writer. Changes it could not apply in
+    /// time are dropped, and reported: their entry files stay, and
+    /// maintenance re-indexes them.
     fn shutdown(&self) -> Result<()> {
         let flushed = if lock(&self.changes).is_some() { self.flush() } else { Ok(()) };
+        if flushed.is_err() {
+            self.writer_request.cancel();
+        }
         lock(&self.changes).take();
         if let Some(writer) = lock(&self.writer).take() {
             let _ = writer.join();
@@ -144,15 +201,17 @@ fn migrate(conn: &Connection, db_path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn write_loop(db_path: &Path, lock_path: &Path, changes: Receiver<Change>) {
+fn write_loop(db_path: &Path, lock_path: &Path, stop: &Request, changes: Receiver<Change>) {
     let mut failure: Option<Error> = None;
+    // No deadline of its own: it waits for manifest.lock until shut down.
+    let wait = Wait::new(stop, Duration::MAX);
     while let Ok(first) = changes.recv() {
         let mut batch = vec![first];
         batch.extend(changes.try_iter());
         let (edits, flushes): (Vec<_>, Vec<_>) = batch.into_iter().partition(|c| !matches!(c, Change::Flush(_)));
         if !edits.is_empty() {
-            if let Err(e) = with_connection(db_path, lock_path, Access::Write, |conn| apply(conn, &edits)) {
-                log::warn!("libfstore: manifest update failed: {e}");
+            if let Err(e) = with_connection(db_path, lock_path, Access::Write, &wait, |conn| apply(conn, &edits)) {
+                log::warn!("libfstore: manifest update failed ({} changes dropped): {e}", edits.len());
                 failure.get_or_insert(e);
             }
         }
@@ -164,40 +223,52 @@ fn write_loop(db_path: &Path, lock_path: &Path, changes: Receiver<Change>) {
     }
 }
 
+/// Applies a batch in one transaction; if that fails, applies it change by
+/// change, so that one bad row never costs the others. Returns the first
+/// failure.
 fn apply(conn: &Connection, edits: &[Change]) -> Result<()> {
     conn.execute_batch("BEGIN TRANSACTION")?;
-    let result = (|| {
-        let mut upsert = conn.prepare(
-            "INSERT OR REPLACE INTO fstore_entries VALUES
-             (?, ?, ?, DATE '1970-01-01' + CAST(? AS INTEGER), DATE '1970-01-01' + CAST(? AS INTEGER),
-              ?, ?, ?, ?, ?, make_timestamp(CAST(? AS BIGINT)))",
-        )?;
-        let mut remove = conn.prepare("DELETE FROM fstore_entries WHERE entry_id = ?")?;
-        for edit in edits {
-            match edit {
-                Change::Upsert(r) => {
-                    upsert.execute(params![
-                        r.entry_id, r.feature_set, r.symbol, r.start_date, r.end_date, r.config, r.path, r.rows,
-                        r.bytes, r.checksum, r.created_at_us
-                    ])?;
-                }
-                Change::Remove(ids) => {
-                    for id in ids {
-                        remove.execute(params![id])?;
-                    }
-                }
-                Change::Flush(_) => {}
-            }
-        }
-        Ok::<_, Error>(())
-    })();
-    match result {
-        Ok(()) => conn.execute_batch("COMMIT").map_err(Error::from),
-        Err(e) => {
+    match edits.iter().try_for_each(|edit| apply_one(conn, edit)) {
+        Ok(()) => return conn.execute_batch("COMMIT").map_err(Error::from),
+        Err(_) => {
             let _ = conn.execute_batch("ROLLBACK");
-            Err(e)
         }
     }
+    let mut first = None;
+    for edit in edits {
+        if let Err(e) = apply_one(conn, edit) {
+            log::warn!("libfstore: manifest change failed: {e}");
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+const UPSERT: &str = "INSERT OR REPLACE INTO fstore_entries VALUES
+    (?, ?, ?, DATE '1970-01-01' + CAST(? AS INTEGER), DATE '1970-01-01' + CAST(? AS INTEGER),
+     ?, ?, ?, ?, ?, make_timestamp(CAST(? AS BIGINT)))";
+
+fn apply_one(conn: &Connection, edit: &Change) -> Result<()> {
+    let insert = |sql: &str, r: &ManifestRow| -> Result<()> {
+        conn.prepare_cached(sql)?.execute(params![
+            r.entry_id, r.feature_set, r.symbol, r.start_date, r.end_date, r.config, r.path, r.rows, r.bytes,
+            r.checksum, r.created_at_us
+        ])?;
+        Ok(())
+    };
+    match edit {
+        Change::Upsert(r) => insert(UPSERT, r)?,
+        Change::InsertMissing(r) => insert(&UPSERT.replace("INSERT OR REPLACE", "INSERT OR IGNORE"), r)?,
+        Change::Remove(id) => {
+            conn.prepare_cached("DELETE FROM fstore_entries WHERE entry_id = ?")?.execute(params![id])?;
+        }
+        Change::RemoveIfCreated(id, created_at_us) => {
+            conn.prepare_cached("DELETE FROM fstore_entries WHERE entry_id = ? AND epoch_us(created_at) = ?")?
+                .execute(params![id, created_at_us])?;
+        }
+        Change::Flush(_) => {}
+    }
+    Ok(())
 }
 
 fn read_rows(conn: &Connection) -> Result<Vec<ManifestRow>> {
@@ -225,19 +296,23 @@ fn read_rows(conn: &Connection) -> Result<Vec<ManifestRow>> {
     rows.collect::<Result<Vec<_>, _>>().map_err(Error::from)
 }
 
-/// For migration: under the manifest's exclusive lock, copies the database
-/// to a timestamped backup beside it and reads every row. `Ok(None)` when the
-/// cache directory has no embedded manifest.
-pub(crate) fn copy_rows_out_of(cache_dir: &Path) -> Result<Option<(Vec<ManifestRow>, PathBuf)>> {
+/// For migration: under the manifest's exclusive lock (waiting at most
+/// `timeout`), copies the database to a timestamped backup beside it and
+/// reads every row. `Ok(None)` when the cache directory has no embedded
+/// manifest.
+pub(crate) fn copy_rows_out_of(cache_dir: &Path, timeout: Duration) -> Result<Option<(Vec<ManifestRow>, PathBuf)>> {
     let db_path = cache_dir.join(DATABASE_FILE);
     if !db_path.exists() {
         return Ok(None);
     }
     let lock_path = cache_dir.join(LOCK_FILE);
-    let _lock = lock_file(&lock_path, libc::LOCK_EX)?;
+    let request = Request::new();
+    let wait = Wait::new(&request, timeout);
+    let _lock = lock_manifest(&lock_path, libc::LOCK_EX, &wait)?;
     let backup = cache_dir.join(format!("{DATABASE_FILE}.backup-{}", super::now_us()));
     std::fs::copy(&db_path, &backup)
         .map_err(|e| Error::io(format!("cannot back up {} to {}", db_path.display(), backup.display()), e))?;
+    let _quiet = fork::quiet();
     let conn = open_connection(&db_path, Access::Read)?;
     let rows = read_rows(&conn)?;
     Ok(Some((rows, backup)))
@@ -249,14 +324,29 @@ enum Access {
     Write,
 }
 
+fn lock_manifest(lock_path: &Path, mode: libc::c_int, wait: &Wait) -> Result<FileLock> {
+    let what = || format!("{} (held by another process)", lock_path.display());
+    poll(wait, &what, || FileLock::try_take(lock_path, mode))
+}
+
 /// Opens the database under the manifest's OS lock (shared to read,
-/// exclusive to write), runs `f`, and closes it again.
-fn with_connection<T>(db_path: &Path, lock_path: &Path, access: Access, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    let lock = lock_file(lock_path, if access == Access::Write { libc::LOCK_EX } else { libc::LOCK_SH })?;
+/// exclusive to write; waiting within `wait`), runs `f`, and closes it
+/// again. No fork splits the time DuckDB is open.
+fn with_connection<T>(
+    db_path: &Path,
+    lock_path: &Path,
+    access: Access,
+    wait: &Wait,
+    f: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    let mode = if access == Access::Write { libc::LOCK_EX } else { libc::LOCK_SH };
+    let lock = lock_manifest(lock_path, mode, wait)?;
+    let quiet = fork::quiet();
     let conn = open_connection(db_path, access)?;
     let result = f(&conn);
     drop(conn);
-    drop(lock); // closing releases the lock, after DuckDB let go of the file
+    drop(quiet);
+    drop(lock); // after DuckDB let go of the file
     result
 }
 
@@ -266,24 +356,4 @@ fn open_connection(db_path: &Path, access: Access) -> Result<Connection> {
         .and_then(|c| c.threads(1))?;
     Connection::open_with_flags(db_path, config)
         .map_err(|e| Error::database(format!("cannot open manifest {}: {e}", db_path.display())))
-}
-
-fn lock_file(path: &Path, operation: libc::c_int) -> Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
-    loop {
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
-            return Ok(file);
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(Error::io(format!("cannot lock {}", path.display()), err));
-        }
-    }
 }

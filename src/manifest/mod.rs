@@ -12,9 +12,10 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
 
 pub(crate) use self::duckdb::DuckDbManifest;
-pub(crate) use self::postgres::PostgresManifest;
+pub(crate) use self::postgres::{Identity, PostgresManifest};
 use crate::data::Data;
 use crate::error::{Error, Result};
+use crate::lock::Held;
 
 /// One manifest row: an entry and where its file is.
 #[derive(Clone, Debug, PartialEq)]
@@ -53,11 +54,24 @@ impl Backend {
 
 pub(crate) trait Manifest: Send + Sync {
     fn backend(&self) -> Backend;
-    /// Records (or replaces) a row. May be applied asynchronously; `flush` waits.
-    fn record(&self, row: ManifestRow) -> Result<()>;
-    fn remove(&self, entry_ids: &[String]) -> Result<()>;
+    /// Records (or replaces) a row, in the lock's transaction when `held`
+    /// has one. May be applied asynchronously; `flush` waits.
+    fn record(&self, row: &ManifestRow, held: Option<&mut dyn Held>) -> Result<()>;
+    /// Removes an entry's row, in the lock's transaction when `held` has one.
+    fn forget(&self, entry_id: &str, held: Option<&mut dyn Held>) -> Result<()>;
+    /// Removes each `(entry_id, created_at_us)` row only if it still has that
+    /// creation time: a row republished meanwhile stays.
+    fn forget_unchanged(&self, rows: &[(String, i64)]) -> Result<()>;
+    /// The row of `entry_id` where the backend knows it at once (PostgreSQL,
+    /// whose rows commit with the lock); `None` where rows lag behind files.
+    fn find(&self, entry_id: &str, held: Option<&mut dyn Held>) -> Result<Option<ManifestRow>>;
+    /// Adds the rows whose entries have none; returns how many were added
+    /// (or queued, where writes are asynchronous).
+    fn insert_missing(&self, rows: &[ManifestRow]) -> Result<u64>;
     /// Every row, after a flush.
     fn rows(&self) -> Result<Vec<ManifestRow>>;
+    /// Waits (bounded) until every change made so far is applied; reports
+    /// a failure since the last flush.
     fn flush(&self) -> Result<()>;
     /// Flushes and stops background work. Not called in a forked child.
     fn shutdown(&self) -> Result<()>;

@@ -1513,7 +1513,7 @@ static void test_maintain(void) {
   /* NULL options: nothing expires, an hour of grace: nothing to do */
   memset(&report, 0xFF, sizeof report);
   EXPECT_OK(fstore_store_maintain(store, NULL, sizeof(fstore_maintain_options), &report, sizeof(fstore_maintain_report), &err), err);
-  CHECK(report.expired_entries == 0 && report.rows_without_file == 0 && report.files_without_row == 0 &&
+  CHECK(report.expired_entries == 0 && report.rows_without_file == 0 && report.corrupt_files == 0 &&
         report.temp_files == 0 && report.bytes_freed == 0);
   CHECK(entry_files(dir) == 3);
 
@@ -1542,7 +1542,7 @@ static void test_maintain(void) {
   settings.grace_ms = 0;
   settings.dry_run = true;
   EXPECT_OK(fstore_store_maintain(store, &settings, sizeof(fstore_maintain_options), &report, sizeof(fstore_maintain_report), &err), err);
-  CHECK(report.temp_files == 1 && report.files_without_row == 1 && report.rows_without_file == 1);
+  CHECK(report.temp_files == 1 && report.corrupt_files == 1 && report.rows_without_file == 1);
   CHECK(report.expired_entries == 0 && report.bytes_freed > 0);
   CHECK(file_exists(temp_path) && file_exists(orphan_path));
   read_list(store, &table);
@@ -1552,7 +1552,7 @@ static void test_maintain(void) {
   /* the real run */
   settings.dry_run = false;
   EXPECT_OK(fstore_store_maintain(store, &settings, sizeof(fstore_maintain_options), &report, sizeof(fstore_maintain_report), &err), err);
-  CHECK(report.temp_files == 1 && report.files_without_row == 1 && report.rows_without_file == 1);
+  CHECK(report.temp_files == 1 && report.corrupt_files == 1 && report.rows_without_file == 1);
   CHECK(!file_exists(temp_path) && !file_exists(orphan_path));
   read_list(store, &table);
   CHECK(table.n_rows == 2);
@@ -1560,7 +1560,7 @@ static void test_maintain(void) {
   EXPECT_OK(fstore_store_contains(store, &kept, &present, &err), err);
   CHECK(present);
   EXPECT_OK(fstore_store_maintain(store, &settings, sizeof(fstore_maintain_options), &report, sizeof(fstore_maintain_report), &err), err);
-  CHECK(report.temp_files == 0 && report.files_without_row == 0 && report.rows_without_file == 0);
+  CHECK(report.temp_files == 0 && report.corrupt_files == 0 && report.rows_without_file == 0);
 
   /* expiry: nothing younger than the grace period, then everything */
   settings.max_age_ms = 0;

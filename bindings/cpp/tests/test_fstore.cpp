@@ -354,7 +354,7 @@ TEST(Store, SummaryMaintainAndBackendFigures) {
   EXPECT_EQ(summary.names, (std::vector<std::string>{"feature_set", "symbol", "entries", "rows", "bytes", "oldest",
                                                      "newest"}));
   fstore::MaintainReport report = store.maintain();
-  EXPECT_EQ(report.expired_entries + report.rows_without_file + report.files_without_row + report.temp_files, 0u);
+  EXPECT_EQ(report.expired_entries + report.rows_without_file + report.corrupt_files + report.temp_files, 0u);
   fstore::MaintainOptions expire_all;
   expire_all.max_age = 0ms;
   expire_all.grace = 0ms;
