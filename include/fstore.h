@@ -69,6 +69,15 @@ struct ArrowArrayStream {
 
 
 /*
+ The earliest and latest dates accepted (days since 1970-01-01): what both
+ manifests can store, PostgreSQL's `date` range (4714-11-24 BC to
+ 5874897-12-31), which DuckDB's contains.
+ */
+#define MIN_DATE -2440588
+
+#define MAX_DATE 2145042905
+
+/*
  Longest symbol or feature set accepted, in UTF-8 bytes.
  */
 #define FSTORE_MAX_NAME_BYTES 1024
@@ -88,6 +97,9 @@ typedef struct fstore_request fstore_request;
 /*
  An open store. Thread-safe: share one handle between threads. Not usable
  in a child after fork(): calls there return FSTORE_STATUS_INVALID_STATE.
+ A child forked at any moment may open a store of its own: nothing the
+ parent holds (a lock, a connection pool's state) binds the child, and a
+ lock the parent holds comes free when the parent releases it.
  */
 typedef struct fstore_store fstore_store;
 
@@ -132,6 +144,10 @@ typedef struct fstore_key {
  Computes the data of `key` into `out` and returns FSTORE_STATUS_OK, or
  returns another status (optionally describing it with `fstore_error_set`).
  Runs on the thread that called `fstore_store_get_or_compute`.
+ FSTORE_STATUS_CANCELLED or FSTORE_STATUS_TIMEOUT say that the callback's
+ own caller gave up: that call returns the same status, and calls waiting
+ for this compute take it over. Any other status fails the compute: its
+ caller and every waiter get FSTORE_STATUS_CALLBACK_FAILED.
  */
 typedef fstore_status (*fstore_compute_fn)(void *userdata,
                                            const struct fstore_key *key,
@@ -200,7 +216,8 @@ typedef struct fstore_lock_stats {
  */
 typedef struct fstore_maintain_options {
   /*
-   Remove entries created longer ago than this; negative keeps them all.
+   Remove entries created longer ago than this; negative (or INT64_MAX)
+   keeps them all. A large value never wraps around.
    */
   int64_t max_age_ms;
   /*
@@ -208,20 +225,44 @@ typedef struct fstore_maintain_options {
    */
   int64_t grace_ms;
   /*
-   Count, but remove nothing.
+   Count, but change nothing.
    */
   bool dry_run;
 } fstore_maintain_options;
 
 /*
- What `fstore_store_maintain` removed (or would have, in a dry run).
+ What `fstore_store_maintain` did (or would have done, in a dry run).
  */
 typedef struct fstore_maintain_report {
+  /*
+   Entries older than `max_age_ms`: file and row.
+   */
   uint64_t expired_entries;
+  /*
+   Manifest rows whose file is gone.
+   */
   uint64_t rows_without_file;
-  uint64_t files_without_row;
+  /*
+   Entry files that failed verification, removed.
+   */
+  uint64_t corrupt_files;
+  /*
+   Temporary files left by writers that died.
+   */
   uint64_t temp_files;
   uint64_t bytes_freed;
+  /*
+   Verified entry files whose manifest row was missing, indexed again.
+   */
+  uint64_t reindexed_files;
+  /*
+   Manifest rows with a malformed entry id, removed (never used as paths).
+   */
+  uint64_t invalid_rows;
+  /*
+   Lock files nobody held, removed (embedded mode).
+   */
+  uint64_t lock_files;
 } fstore_maintain_report;
 
 /*
@@ -316,6 +357,11 @@ struct fstore_options *fstore_options_new(void);
  - `postgres.pool_min` (2), `postgres.pool_max` (16),
    `postgres.connect_timeout_ms` (5000)
  - `postgres.schema` (`fstore`), `postgres.auto_migrate` (`true`)
+ - `postgres.keepalives_idle_ms` (5000), `postgres.keepalives_interval_ms`
+   (1000), `postgres.keepalives_count` (5), `postgres.tcp_user_timeout_ms`
+   (10000): TCP keepalives and user timeout on both ends of every
+   connection, so that a dead or cut-off host's locks come free within
+   seconds (whole seconds for the keepalive times)
  */
 fstore_status fstore_options_set(struct fstore_options *options,
                                  const char *key,
@@ -349,6 +395,16 @@ fstore_status fstore_request_set_timeout_ms(struct fstore_request *request,
                                             struct fstore_error *error);
 
 /*
+ Waits of calls with this request end `ms_from_now` milliseconds from now
+ at the latest. Unlike a timeout, a deadline only ever shortens the wait
+ (the store's `wait.timeout_ms`, or the request's timeout): use it for a
+ caller's own deadline, such as a Go context's. Negative clears it.
+ */
+fstore_status fstore_request_set_deadline_ms(struct fstore_request *request,
+                                             int64_t ms_from_now,
+                                             struct fstore_error *error);
+
+/*
  Cancels every wait of calls that use `request`, now and later: they return
  FSTORE_STATUS_CANCELLED. A compute already running is not interrupted.
  Thread-safe. NULL is ignored.
@@ -362,6 +418,14 @@ void fstore_request_free(struct fstore_request **request);
 
 /*
  Opens the store that `options` describe (NULL: all defaults) into `*out`.
+ The first store to use a cache directory records its coordination
+ settings there (manifest backend and, for PostgreSQL, database and
+ schema; lock granularity and namespace); a store whose settings differ
+ is refused with FSTORE_STATUS_INVALID_STATE naming both, and under
+ `manifest=auto` a directory bound to PostgreSQL fails with
+ FSTORE_STATUS_UNAVAILABLE rather than falling back when the server is
+ unreachable. Waits for the embedded manifest's lock at most
+ `wait.timeout_ms`.
  */
 fstore_status fstore_store_open(const struct fstore_options *options,
                                 struct fstore_store **out,
@@ -370,6 +434,9 @@ fstore_status fstore_store_open(const struct fstore_options *options,
 /*
  Closes `*store` (NULL allowed), flushing its manifest, and sets it to NULL.
  Use `fstore_store_flush` first to learn whether the manifest is complete.
+ Bounded by `wait.timeout_ms`: manifest changes that cannot be written by
+ then are dropped (their entry files remain, and maintenance re-indexes
+ them).
  */
 void fstore_store_close(struct fstore_store **store);
 
@@ -400,7 +467,8 @@ fstore_status fstore_store_get_or_compute(const struct fstore_store *store,
 
 /*
  Stores the data of `input` as the entry of `key`, replacing any. Takes
- ownership of `*input` in every case (it is released on return).
+ ownership of `*input` in every case (it is released on return). Waits
+ (at most `wait.timeout_ms`) for a compute of the entry in progress.
  */
 fstore_status fstore_store_put(const struct fstore_store *store,
                                const struct fstore_key *key,
@@ -409,6 +477,9 @@ fstore_status fstore_store_put(const struct fstore_store *store,
 
 /*
  Removes the entry of `key`; FSTORE_STATUS_NOT_FOUND if there was none.
+ Waits (at most `wait.timeout_ms`) for a compute of the entry in progress
+ and removes its result: a compute that began before the invalidation
+ never publishes after it.
  */
 fstore_status fstore_store_invalidate(const struct fstore_store *store,
                                       const struct fstore_key *key,
@@ -443,8 +514,8 @@ fstore_status fstore_store_list(const struct fstore_store *store,
                                 struct fstore_error *error);
 
 /*
- Waits until the manifest records every entry published so far; reports a
- manifest failure since the last flush.
+ Waits (at most `wait.timeout_ms`) until the manifest records every entry
+ published so far; reports a manifest failure since the last flush.
  */
 fstore_status fstore_store_flush(const struct fstore_store *store,
                                  struct fstore_error *error);
@@ -492,10 +563,13 @@ fstore_status fstore_store_summary(const struct fstore_store *store,
                                    struct fstore_error *error);
 
 /*
- Removes expired entries, manifest rows whose file is gone, entry files no
- row points to and stale temporary files; nothing younger than the grace
- period. `options` NULL: nothing expires, one hour of grace. Pass
- `sizeof *options` and `sizeof *out` as the sizes (both structs may grow).
+ Removes expired entries (under each entry's lock, so that a republished
+ one stays), manifest rows whose file is gone, entry files that fail
+ verification, stale temporary files and unused lock files, and
+ re-indexes verified entry files whose manifest row is missing (the file
+ proves the entry). Nothing modified within the grace period is touched.
+ `options` NULL: nothing expires, one hour of grace. Pass `sizeof
+ *options` and `sizeof *out` as the sizes (both structs may grow).
  */
 fstore_status fstore_store_maintain(const struct fstore_store *store,
                                     const struct fstore_maintain_options *options,

@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use arrow::record_batch::RecordBatchReader;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::{ArrowWriter, ProjectionMask};
@@ -241,13 +240,6 @@ impl Storage {
         Ok(entry)
     }
 
-    /// Collects `reader` and publishes it as the entry of `key` at once.
-    pub fn write(&self, key: &ResolvedKey, reader: &mut dyn RecordBatchReader) -> Result<(Data, Published)> {
-        let data = Data::collect(reader)?;
-        let published = self.write_temp(key, &data)?.publish()?;
-        Ok((data, published))
-    }
-
     /// Removes the entry's file; returns whether there was one.
     pub fn remove(&self, entry_id: &str) -> Result<bool> {
         let path = self.entry_path(entry_id)?;
@@ -293,7 +285,7 @@ fn corrupt(path: &Path, why: &str) -> Error {
     Error::new(Status::Corrupt, format!("entry file {}: {why}", path.display()))
 }
 
-fn lookup<T>(builder: &ParquetRecordBatchReaderBuilder<T>, name: &str) -> Option<String> {
+fn lookup<T: parquet::file::reader::ChunkReader>(builder: &ParquetRecordBatchReaderBuilder<T>, name: &str) -> Option<String> {
     builder
         .metadata()
         .file_metadata()
@@ -353,6 +345,7 @@ fn write_parquet(file: File, temp: &Path, key: &ResolvedKey, data: &Data) -> Res
         writer.write(batch).map_err(parquet_error)?;
     }
     writer.flush().map_err(parquet_error)?;
+    writer.sync().map_err(io_error)?; // from the writer's buffer into `inner`
     // Everything before the footer is written; its checksum goes in the footer.
     let covered = writer.inner().len();
     let checksum = checksum_string(&Sha256::digest(writer.inner()));

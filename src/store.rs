@@ -218,7 +218,7 @@ impl Store {
         F: FnOnce(&Key) -> Result<Box<dyn RecordBatchReader>>,
     {
         let columns = request.columns.as_deref();
-        if let Some(data) = self.read(key)? {
+        if let Some(data) = recovering(self.read(key))? {
             bump(&self.counters.hits, 1);
             return data.project(columns);
         }
@@ -332,7 +332,7 @@ impl Store {
     /// manifest commits rows with the lock (PostgreSQL), a row proves the
     /// entry even while a network file system still hides its file.
     fn recheck(&self, key: &ResolvedKey, held: Option<&mut dyn Held>) -> Result<Option<Data>> {
-        if let Some(data) = self.read(key)? {
+        if let Some(data) = recovering(self.read(key))? {
             return Ok(Some(data));
         }
         if self.manifest.find(&key.entry_id, held)?.is_none() {
@@ -515,8 +515,8 @@ impl Store {
     }
 
     /// The entry's data, from memory while its file is the one it was
-    /// decoded from, else from the file. A corrupt file reads as missing, so
-    /// that it is computed again.
+    /// decoded from, else from the file; `Corrupt` for a file that fails
+    /// its checks.
     fn read(&self, key: &ResolvedKey) -> Result<Option<Data>> {
         if self.memory.enabled() {
             let Some(stamp) = self.storage.stamp(&key.entry_id)? else {
@@ -526,7 +526,7 @@ impl Store {
                 return Ok(Some(Data::clone(&data)));
             }
         }
-        let Some(read) = recovering(self.storage.read(key, None))? else {
+        let Some(read) = self.storage.read(key, None)? else {
             return Ok(None);
         };
         bump(&self.counters.bytes_read, read.bytes);

@@ -65,7 +65,7 @@ fn sixteen_processes_compute_one_missing_key_once() {
     let dir = tempfile::tempdir().unwrap();
     let fleet = Fleet { dir: dir.path(), schema: fresh_schema("t_sixteen"), cross_process: true, granularity: "symbol", symbol: "AAPL" };
     // Migrate once up front, so the children measure locking, not DDL.
-    drop(Store::open(pg_options(&dir.path().join("cache"), &fleet.schema)).unwrap());
+    fstore::migrate_schema(&pg_options(&dir.path().join("cache"), &fleet.schema)).unwrap();
     let results = fleet.run(&[(19000, 19100)], 16);
     assert!(results.iter().all(|(ok, _)| *ok), "{results:?}");
     let log = dir.path().join("runs.log");
@@ -79,7 +79,7 @@ fn sixteen_processes_compute_one_missing_key_once() {
 fn without_locks_sixteen_processes_compute_more_than_once() {
     let dir = tempfile::tempdir().unwrap();
     let fleet = Fleet { dir: dir.path(), schema: fresh_schema("t_nolock"), cross_process: false, granularity: "symbol", symbol: "AAPL" };
-    drop(Store::open(pg_options(&dir.path().join("cache"), &fleet.schema)).unwrap());
+    fstore::migrate_schema(&pg_options(&dir.path().join("cache"), &fleet.schema)).unwrap();
     let results = fleet.run(&[(19000, 19100)], 16);
     assert!(results.iter().all(|(ok, _)| *ok), "{results:?}");
     assert!(count_lines(&dir.path().join("runs.log")) > 1, "locking off, yet one compute");
@@ -89,7 +89,7 @@ fn without_locks_sixteen_processes_compute_more_than_once() {
 fn entry_granularity_computes_each_date_range_once() {
     let dir = tempfile::tempdir().unwrap();
     let fleet = Fleet { dir: dir.path(), schema: fresh_schema("t_entry"), cross_process: true, granularity: "entry", symbol: "MSFT" };
-    drop(Store::open(pg_options(&dir.path().join("cache"), &fleet.schema)).unwrap());
+    fstore::migrate_schema(&pg_options(&dir.path().join("cache"), &fleet.schema)).unwrap();
     let results = fleet.run(&[(100, 200), (201, 300), (301, 400), (401, 500)], 4);
     assert!(results.iter().all(|(ok, _)| *ok), "{results:?}");
     let log = std::fs::read_to_string(dir.path().join("runs.log")).unwrap();

@@ -97,7 +97,7 @@ impl PgPool {
         let mut counted = false;
         let mut state = lock(&self.state);
         loop {
-            if let Some(idle) = state.idle.pop() {
+            if let Some(mut idle) = state.idle.pop() {
                 drop(state);
                 if idle.since.elapsed() < CHECK_AFTER_IDLE || idle.client.is_valid(CHECK_TIMEOUT).is_ok() {
                     return Ok(self.pooled(idle.client));
@@ -161,10 +161,6 @@ impl Pooled {
 
     pub fn target(&self) -> &str {
         &self.pool.target
-    }
-
-    pub fn pool(&self) -> &Arc<PgPool> {
-        &self.pool
     }
 }
 
