@@ -11,23 +11,20 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use common::{
-    age_files, copy_tree, embedded_options, entry_files, footer_start, key, reader, sample, tags, tiny, within,
+    age_files, copy_tree, embedded_options, finished_within, footer_start, key, maintain_now, reader, row_of, sample,
+    tags, tiny, within,
 };
-use fstore::arrow::array::{
-    ArrayRef, DictionaryArray, Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray,
-};
+use fstore::arrow::array::{ArrayRef, DictionaryArray, Float64Array, RecordBatch, TimestampMicrosecondArray};
 use fstore::arrow::datatypes::{DataType, Field, Int32Type, Schema, TimeUnit};
-use fstore::arrow::record_batch::{RecordBatchIterator, RecordBatchReader};
 use fstore::ffi::{
     fstore_error, fstore_error_release, fstore_maintain_options, fstore_maintain_report, fstore_options_free,
     fstore_options_new, fstore_options_set, fstore_store, fstore_store_close, fstore_store_maintain, fstore_store_open,
     FSTORE_STATUS_OK,
 };
-use fstore::maintenance::MaintainOptions;
-use fstore::{Data, Key, ManifestRow, Options, Request, Status, Store};
+use fstore::{Data, Key, Options, Request, Status, Store};
 
 const BOUND: Duration = Duration::from_secs(30);
 
@@ -35,21 +32,12 @@ fn open(cache: &Path) -> Store {
     Store::open(embedded_options(cache)).unwrap()
 }
 
-fn open_with(cache: &Path, settings: &[(&str, &str)]) -> Options {
+fn options_with(cache: &Path, settings: &[(&str, &str)]) -> Options {
     let mut o = embedded_options(cache);
     for (name, value) in settings {
         o.set(name, value).unwrap();
     }
     o
-}
-
-fn row_of<'a>(rows: &'a [ManifestRow], k: &Key) -> Option<&'a ManifestRow> {
-    rows.iter().find(|r| {
-        r.feature_set == k.feature_set
-            && r.symbol == k.symbol
-            && r.start_date == k.start_date
-            && r.end_date == k.end_date
-    })
 }
 
 /// The cache-relative path of `k`'s file, learnt by publishing it in a
@@ -62,12 +50,8 @@ fn relative_path(k: &Key) -> PathBuf {
     PathBuf::from(&row_of(&rows, k).expect("the scratch row").path)
 }
 
-/// Ages every entry file and, through `set_modified`, keeps nothing young.
+/// How far back test files are aged: beyond any grace period.
 const AGED: Duration = Duration::from_secs(2 * 3600);
-
-fn maintain_now(max_age: Option<Duration>) -> MaintainOptions {
-    MaintainOptions { max_age, grace: Duration::ZERO, dry_run: false }
-}
 
 fn tag_of(store: &Store, k: &Key) -> Option<i64> {
     store.get(k, &Request::new()).unwrap().map(|d| tags(&d)[0])
@@ -121,13 +105,24 @@ fn maintenance_reindexes_a_file_whose_row_is_missing() {
     assert!(row_of(&rows, &corrupted).is_none() && row_of(&rows, &misnamed).is_none(), "{rows:?}");
 }
 
-/// Every file of `keys` is still there, with its row and its data.
-fn assert_all_kept(store: &Store, keys: &[Key], after: &str) {
+/// Those of `keys` whose row or data is gone.
+fn lost_entries(store: &Store, keys: &[Key]) -> Vec<Key> {
     let rows = store.manifest_rows().unwrap();
-    for k in keys {
-        assert!(row_of(&rows, k).is_some(), "after {after}: the row of {k:?} was removed");
-        assert!(store.get(k, &Request::new()).unwrap().is_some(), "after {after}: the entry {k:?} expired");
+    keys.iter()
+        .filter(|k| row_of(&rows, k).is_none() || store.get(k, &Request::new()).unwrap().is_none())
+        .cloned()
+        .collect()
+}
+
+/// Publishes three entries of `symbol` and ages their files.
+fn publish_aged(store: &Store, symbol: &str) -> Vec<Key> {
+    let keys: Vec<Key> = (0..3).map(|i| key(symbol, i * 10, i * 10 + 2)).collect();
+    for k in &keys {
+        store.put(k, reader(sample(k, 1)).as_mut()).unwrap();
     }
+    store.flush().unwrap();
+    age_files(&store.cache_dir().join("data"), AGED);
+    keys
 }
 
 /// A store opened through the C API, closed on drop.
@@ -191,22 +186,30 @@ fn message(error: &fstore_error) -> String {
 fn a_huge_max_age_expires_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    let keys: Vec<Key> = (0..3).map(|i| key("HUGEAGE", i * 10, i * 10 + 2)).collect();
-    for k in &keys {
-        store.put(k, reader(sample(k, 1)).as_mut()).unwrap();
-    }
-    store.flush().unwrap();
-    age_files(&dir.path().join("data"), AGED);
-
-    for max_age in [Duration::from_millis(i64::MAX as u64), Duration::MAX] {
-        store.maintain(&maintain_now(Some(max_age))).unwrap();
-        assert_all_kept(&store, &keys, &format!("maintain with max_age {max_age:?}"));
-    }
     let c_store = CStore::open(&[("cache_dir", dir.path().to_str().unwrap()), ("manifest", "duckdb")]);
-    let (status, why) =
-        c_store.maintain(&fstore_maintain_options { max_age_ms: i64::MAX, grace_ms: 0, dry_run: false });
-    assert_eq!(status, FSTORE_STATUS_OK, "{why}");
-    assert_all_kept(&store, &keys, "fstore_store_maintain with max_age_ms = INT64_MAX");
+    let through_rust = |max_age: Duration| {
+        store.maintain(&maintain_now(Some(max_age))).unwrap();
+    };
+    let through_c = || {
+        let options = fstore_maintain_options { max_age_ms: i64::MAX, grace_ms: 0, dry_run: false };
+        let (status, why) = c_store.maintain(&options);
+        assert_eq!(status, FSTORE_STATUS_OK, "{why}");
+    };
+    let ways: [(&str, &dyn Fn()); 3] = [
+        ("max_age = i64::MAX ms", &|| through_rust(Duration::from_millis(i64::MAX as u64))),
+        ("max_age = Duration::MAX", &|| through_rust(Duration::MAX)),
+        ("fstore_store_maintain with max_age_ms = INT64_MAX", &through_c),
+    ];
+    let mut expired = Vec::new();
+    for (i, (way, maintain)) in ways.iter().enumerate() {
+        let keys = publish_aged(&store, &format!("HUGEAGE{i}"));
+        maintain();
+        let lost = lost_entries(&store, &keys);
+        if !lost.is_empty() {
+            expired.push(format!("{way} expired {} of 3 entries", lost.len()));
+        }
+    }
+    assert!(expired.is_empty(), "a huge max_age expired entries: {expired:#?}");
 }
 
 /// A date the embedded manifest cannot store failed its whole batch, and the
@@ -280,23 +283,61 @@ fn sixteen_stores_open_one_new_cache_directory_at_once() {
     }
 }
 
+/// Runs `command` (this test binary, re-executed for one child test) to its
+/// end, within [`BOUND`]; fails with the child's output unless it succeeds.
+fn expect_child_success(mut command: std::process::Command, what: &str) {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = command
+        .stdout(log.as_file().try_clone().unwrap())
+        .stderr(log.as_file().try_clone().unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let deadline = Instant::now() + BOUND;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} did not finish within {BOUND:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{what} failed:\n{}", fs::read_to_string(log.path()).unwrap_or_default());
+}
+
+/// Re-executes this test binary (at `exe`) to run only the test `name`.
+fn child_test(exe: &Path, name: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(exe);
+    command.args(["--exact", name, "--nocapture", "--test-threads=1"]);
+    command
+}
+
 /// Temporary names were the process id and a per-process sequence, which
 /// another host's writer repeats (NFS): a write then failed, and its clean-up
-/// deleted the other writer's temporary file. So did the probe at open.
+/// deleted the other writer's temporary file. So did the probe at open. A
+/// fresh process, whose sequence starts at 0, makes the collision certain.
 #[test]
 fn a_writer_neither_collides_with_nor_deletes_another_hosts_temporary_files() {
     let dir = tempfile::tempdir().unwrap();
+    let mut child = child_test(&std::env::current_exe().unwrap(), "colliding_names_child");
+    child.env("FSTORE_TEST_COLLIDING_NAMES", dir.path());
+    expect_child_success(child, "a writer among another host's temporary files");
+}
+
+/// The child half: another host's writers, whose process has this process's
+/// id, are mid-write in the cache while this process opens a store and writes.
+#[test]
+fn colliding_names_child() {
+    let Some(cache) = std::env::var_os("FSTORE_TEST_COLLIDING_NAMES") else { return };
+    let cache = Path::new(&cache);
     let k = key("TEMPNAME", 1, 5);
     let relative = relative_path(&k);
-    let cache = dir.path();
     let shard = cache.join(relative.parent().unwrap());
     fs::create_dir_all(&shard).unwrap();
     let entry_id = relative.file_stem().unwrap().to_str().unwrap().to_string();
-    // Another host's writers, whose process has this process's id, are mid-write.
     let pid = std::process::id();
     let probe = cache.join("data").join(format!(".probe.{pid}.tmp"));
     fs::write(&probe, b"another host's probe").unwrap();
-    let theirs: Vec<PathBuf> = (0..4096).map(|seq| shard.join(format!(".{entry_id}.{pid}.{seq}.tmp"))).collect();
+    let theirs: Vec<PathBuf> = (0..16).map(|seq| shard.join(format!(".{entry_id}.{pid}.{seq}.tmp"))).collect();
     for temp in &theirs {
         fs::write(temp, b"another host's entry, being written").unwrap();
     }
@@ -391,34 +432,45 @@ fn drop_arrow_schema_from_footer(path: &Path) {
 #[test]
 fn a_held_manifest_lock_times_out_instead_of_hanging() {
     let dir = tempfile::tempdir().unwrap();
-    let options = open_with(dir.path(), &[("wait.timeout_ms", "500")]);
-    let opened_before = Store::open(options.clone()).unwrap();
+    let options = options_with(dir.path(), &[("wait.timeout_ms", "500")]);
+    let (flushing, closing) = (Store::open(options.clone()).unwrap(), Store::open(options.clone()).unwrap());
     let held = hold_manifest_lock(dir.path());
-    let limit = Duration::from_secs(10);
 
+    // All three at once, each bounded: a hang is reported, not waited out.
+    let limit = Duration::from_secs(5);
     let started = Instant::now();
-    let open_result = within(limit, "Store::open while the manifest lock is held", {
-        let options = options.clone();
-        move || Store::open(options).map(drop)
-    });
-    let err = open_result.expect_err("opened a store while its manifest lock was held elsewhere");
-    assert_eq!(err.status(), Status::Timeout, "{err:?}");
-    assert!(started.elapsed() < Duration::from_secs(5), "open took {:?}", started.elapsed());
-
-    let k = key("MLOCK", 1, 3);
-    let started = Instant::now();
-    let (opened_before, flushed) = within(limit, "put then flush while the manifest lock is held", move || {
-        let flushed = opened_before.put(&k, reader(sample(&k, 1)).as_mut()).and_then(|()| opened_before.flush());
-        (opened_before, flushed)
-    });
-    let err = flushed.expect_err("flush succeeded while the manifest lock was held elsewhere");
-    assert_eq!(err.status(), Status::Timeout, "{err:?}");
-    assert!(started.elapsed() < Duration::from_secs(5), "put and flush took {:?}", started.elapsed());
-
-    let started = Instant::now();
-    let _ = within(limit, "close while the manifest lock is held", move || opened_before.close());
-    assert!(started.elapsed() < Duration::from_secs(5), "close took {:?}", started.elapsed());
+    let calls = [
+        std::thread::spawn(move || finished_within(limit, move || Store::open(options).map(drop))),
+        std::thread::spawn(move || {
+            finished_within(limit, move || {
+                let k = key("MLOCK", 1, 3);
+                flushing.put(&k, reader(sample(&k, 1)).as_mut()).and_then(|()| flushing.flush())
+            })
+        }),
+        std::thread::spawn(move || {
+            finished_within(limit, move || {
+                let k = key("MLOCK", 4, 6);
+                closing.put(&k, reader(sample(&k, 1)).as_mut()).unwrap();
+                closing.close()
+            })
+        }),
+    ]
+    .map(|call| call.join().unwrap());
+    let took = started.elapsed();
     drop(held);
+
+    let [opened, flushed, closed] = calls;
+    let timed_out =
+        |outcome: &Option<fstore::Result<()>>| matches!(outcome, Some(Err(e)) if e.status() == Status::Timeout);
+    let problems: Vec<String> = [
+        (!timed_out(&opened)).then(|| format!("Store::open: {opened:?} (None: hung)")),
+        (!timed_out(&flushed)).then(|| format!("put then flush: {flushed:?} (None: hung)")),
+        closed.is_none().then(|| "close: hung".to_string()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    assert!(problems.is_empty(), "with the manifest lock held elsewhere (after {took:?}): {problems:#?}");
 }
 
 /// A valid entry file of `k` holding `sample(k, tag)` for some tag other than
@@ -464,6 +516,7 @@ fn the_memory_cache_notices_a_file_rewritten_in_place() {
     assert_eq!(stamp(&after), stamp(&before), "the rewrite keeps device, inode, size and mtime");
     assert_ne!((after.ctime(), after.ctime_nsec()), (before.ctime(), before.ctime_nsec()));
 
+    assert_eq!(tag_of(&open(dir.path()), &k), Some(new_tag), "a store with nothing in memory reads the new content");
     assert_eq!(tag_of(&store, &k), Some(new_tag), "the memory cache served the file's old content");
 }
 
@@ -556,17 +609,12 @@ fn a_dry_run_byte_of_two_from_c_removes_nothing() {
     assert_eq!(std::mem::size_of::<CallerMaintainOptions>(), std::mem::size_of::<fstore_maintain_options>());
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    let keys: Vec<Key> = (0..3).map(|i| key("DRYRUN", i * 10, i * 10 + 2)).collect();
-    for k in &keys {
-        store.put(k, reader(sample(k, 1)).as_mut()).unwrap();
-    }
-    store.flush().unwrap();
-    age_files(&dir.path().join("data"), AGED);
-
+    let keys = publish_aged(&store, "DRYRUN");
     let c_store = CStore::open(&[("cache_dir", dir.path().to_str().unwrap()), ("manifest", "duckdb")]);
     let (status, why) = c_store.maintain(&CallerMaintainOptions { max_age_ms: 0, grace_ms: 0, dry_run: 2 });
     assert_eq!(status, FSTORE_STATUS_OK, "{why}");
-    assert_all_kept(&store, &keys, "a maintenance whose dry_run byte is 2");
+    let lost = lost_entries(&store, &keys);
+    assert!(lost.is_empty(), "a maintenance whose dry_run byte is 2 removed {lost:?}");
 }
 
 /// The child half of the shared-cache test: runs as another user.
@@ -621,31 +669,16 @@ fn another_user_computes_in_a_shared_cache_with_read_only_lock_files() {
         chmod(lock, 0o444);
     }
 
-    let mut child = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "shared_cache_child", "--nocapture", "--test-threads=1"])
-        .env("FSTORE_TEST_SHARED_CACHE", &cache)
-        .env("HOME", dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("setpriv (util-linux) runs the child as user nobody");
-    let deadline = Instant::now() + BOUND;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the child running as nobody did not finish within {BOUND:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "the child running as nobody failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    // The build directory may be private to root (~/.cache): run a link or copy of this binary.
+    let exe = dir.path().join("test-binary");
+    fs::hard_link(std::env::current_exe().unwrap(), &exe)
+        .or_else(|_| fs::copy(std::env::current_exe().unwrap(), &exe).map(drop))
+        .unwrap();
+    let mut as_nobody = std::process::Command::new("setpriv");
+    as_nobody.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&exe);
+    as_nobody.args(child_test(&exe, "shared_cache_child").get_args());
+    as_nobody.env("FSTORE_TEST_SHARED_CACHE", &cache).env("HOME", dir.path());
+    expect_child_success(as_nobody, "a child running as nobody (through setpriv, from util-linux)");
     assert_eq!(tag_of(&open(&cache), &key("SHARED", 11, 20)), Some(7));
 }
 

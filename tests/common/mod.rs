@@ -175,14 +175,23 @@ pub fn env(name: &str) -> String {
 /// Runs `f` on a thread of its own and waits for it at most `limit`, so that
 /// a call that hangs fails the test (naming `what`) instead of stopping it.
 pub fn within<T: Send + 'static>(limit: std::time::Duration, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    finished_within(limit, f).unwrap_or_else(|| panic!("{what} did not return within {limit:?}"))
+}
+
+/// Runs `f` on a thread of its own; `None` when it has not returned after
+/// `limit` (it is left running). A panic in `f` is passed on.
+pub fn finished_within<T: Send + 'static>(
+    limit: std::time::Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
     });
     match rx.recv_timeout(limit) {
-        Ok(Ok(value)) => value,
+        Ok(Ok(value)) => Some(value),
         Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("{what} did not return within {limit:?}"),
+        Err(_) => None,
     }
 }
 
@@ -257,4 +266,19 @@ pub fn footer_start(file: &[u8]) -> usize {
     assert!(len >= 12 && &file[len - 4..] == b"PAR1", "not a Parquet file");
     let footer_len = u32::from_le_bytes(file[len - 8..len - 4].try_into().unwrap()) as usize;
     len - 8 - footer_len
+}
+
+/// The manifest row of `k` among `rows`.
+pub fn row_of<'a>(rows: &'a [fstore::ManifestRow], k: &Key) -> Option<&'a fstore::ManifestRow> {
+    rows.iter().find(|r| {
+        r.feature_set == k.feature_set
+            && r.symbol == k.symbol
+            && r.start_date == k.start_date
+            && r.end_date == k.end_date
+    })
+}
+
+/// Maintenance with no grace period: whatever qualifies goes now.
+pub fn maintain_now(max_age: Option<std::time::Duration>) -> fstore::maintenance::MaintainOptions {
+    fstore::maintenance::MaintainOptions { max_age, grace: std::time::Duration::ZERO, dry_run: false }
 }
