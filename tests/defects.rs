@@ -125,6 +125,15 @@ fn publish_aged(store: &Store, symbol: &str) -> Vec<Key> {
     keys
 }
 
+/// `fstore_maintain_options` as a C caller may lay it out: `dry_run` is a
+/// byte, and C code may store any non-zero value in it.
+#[repr(C)]
+struct CallerMaintainOptions {
+    max_age_ms: i64,
+    grace_ms: i64,
+    dry_run: u8,
+}
+
 /// A store opened through the C API, closed on drop.
 struct CStore(*mut fstore_store);
 
@@ -145,18 +154,18 @@ impl CStore {
         }
     }
 
-    /// `fstore_store_maintain` with the caller's options struct as it is,
-    /// whatever its type.
-    fn maintain<T>(&self, options: &T) -> (u32, String) {
+    /// `fstore_store_maintain` with the options laid out as C lays them out.
+    fn maintain(&self, options: &CallerMaintainOptions) -> (u32, String) {
         let mut error = fstore_error { message: std::ptr::null_mut(), status: 0, release: None };
-        let mut report = fstore_maintain_report::default();
+        // Room for a report larger than this library's: the rest is zero-filled.
+        let mut report = [0u64; 32];
         let status = unsafe {
             fstore_store_maintain(
                 self.0,
-                options as *const T as *const fstore_maintain_options,
-                std::mem::size_of::<T>(),
-                &mut report,
-                std::mem::size_of::<fstore_maintain_report>(),
+                options as *const CallerMaintainOptions as *const fstore_maintain_options,
+                std::mem::size_of::<CallerMaintainOptions>(),
+                report.as_mut_ptr() as *mut fstore_maintain_report,
+                std::mem::size_of_val(&report),
                 &mut error,
             )
         };
@@ -191,8 +200,7 @@ fn a_huge_max_age_expires_nothing() {
         store.maintain(&maintain_now(Some(max_age))).unwrap();
     };
     let through_c = || {
-        let options = fstore_maintain_options { max_age_ms: i64::MAX, grace_ms: 0, dry_run: false };
-        let (status, why) = c_store.maintain(&options);
+        let (status, why) = c_store.maintain(&CallerMaintainOptions { max_age_ms: i64::MAX, grace_ms: 0, dry_run: 0 });
         assert_eq!(status, FSTORE_STATUS_OK, "{why}");
     };
     let ways: [(&str, &dyn Fn()); 3] = [
@@ -591,15 +599,6 @@ fn an_invalidation_during_a_compute_removes_its_result() {
         "the compute's result was published after the invalidation (invalidate returned {invalidated:?})"
     );
     invalidated.unwrap();
-}
-
-/// `fstore_maintain_options` as a C caller may lay it out: `dry_run` is a
-/// byte, and C code may store any non-zero value in it.
-#[repr(C)]
-struct CallerMaintainOptions {
-    max_age_ms: i64,
-    grace_ms: i64,
-    dry_run: u8,
 }
 
 /// A `bool` from C was read as a Rust `bool`, which must be 0 or 1: a dry-run

@@ -49,7 +49,7 @@ fn maintenance_restores_the_rows_of_valid_files() {
         let old = row_of(&before, k).unwrap();
         assert!(dir.path().join(&old.path).exists(), "maintenance removed the valid file of {k:?}");
         let row = row_of(&after, k).unwrap_or_else(|| panic!("the row of {k:?} did not come back; rows: {after:?}"));
-        assert_eq!((&row.entry_id, &row.path, &row.checksum), (&old.entry_id, &old.path, &old.checksum));
+        assert_eq!((&row.entry_id, &row.path), (&old.entry_id, &old.path));
         assert_eq!(tags(&store.get(k, &Request::new()).unwrap().unwrap())[0], tag as i64);
     }
 }
