@@ -171,3 +171,114 @@ pub fn run_child(store: fstore::Store, symbol: &str) {
 pub fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is set for child processes"))
 }
+
+/// Runs `f` on a thread of its own and waits for it at most `limit`, so that
+/// a call that hangs fails the test (naming `what`) instead of stopping it.
+pub fn within<T: Send + 'static>(limit: std::time::Duration, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    finished_within(limit, f).unwrap_or_else(|| panic!("{what} did not return within {limit:?}"))
+}
+
+/// Runs `f` on a thread of its own; `None` when it has not returned after
+/// `limit` (it is left running). A panic in `f` is passed on.
+pub fn finished_within<T: Send + 'static>(
+    limit: std::time::Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(value)) => Some(value),
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => None,
+    }
+}
+
+/// Options for a store on `cache` with the embedded manifest.
+pub fn embedded_options(cache: &std::path::Path) -> fstore::Options {
+    let mut o = fstore::Options::default();
+    o.set("cache_dir", cache.to_str().unwrap()).unwrap();
+    o.set("manifest", "duckdb").unwrap();
+    o
+}
+
+/// Every entry file (`*.parquet`) under `cache`'s data directory.
+pub fn entry_files(cache: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let Ok(shards) = std::fs::read_dir(cache.join("data")) else { return files };
+    for shard in shards.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()) {
+        for file in std::fs::read_dir(shard.path()).unwrap().filter_map(|e| e.ok()) {
+            if file.file_name().to_string_lossy().ends_with(".parquet") {
+                files.push(file.path());
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Sets the modification time of every file under `dir` `by` into the past,
+/// so that maintenance's grace period no longer protects them.
+pub fn age_files(dir: &std::path::Path, by: std::time::Duration) {
+    let when = std::time::SystemTime::now() - by;
+    for entry in std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()) {
+        let path = entry.path();
+        if path.is_dir() {
+            age_files(&path, by);
+        } else {
+            std::fs::File::options().write(true).open(&path).unwrap().set_modified(when).unwrap();
+        }
+    }
+}
+
+/// Copies the tree `from` into `to`, creating directories as needed.
+pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().filter_map(|e| e.ok()) {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Small data of one row group that does not depend on the key's dates, for
+/// keys whose date range is too wide for [`sample`].
+pub fn tiny(tag: i64) -> Data {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("value", DataType::Float64, false),
+        Field::new("tag", DataType::Int64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(Float64Array::from(vec![0.5, 1.5, 2.5])), Arc::new(Int64Array::from(vec![tag; 3]))],
+    )
+    .unwrap();
+    Data { schema, batches: vec![batch] }
+}
+
+/// Where a Parquet file's footer (its metadata, length and magic) begins.
+pub fn footer_start(file: &[u8]) -> usize {
+    let len = file.len();
+    assert!(len >= 12 && &file[len - 4..] == b"PAR1", "not a Parquet file");
+    let footer_len = u32::from_le_bytes(file[len - 8..len - 4].try_into().unwrap()) as usize;
+    len - 8 - footer_len
+}
+
+/// The manifest row of `k` among `rows`.
+pub fn row_of<'a>(rows: &'a [fstore::ManifestRow], k: &Key) -> Option<&'a fstore::ManifestRow> {
+    rows.iter().find(|r| {
+        r.feature_set == k.feature_set
+            && r.symbol == k.symbol
+            && r.start_date == k.start_date
+            && r.end_date == k.end_date
+    })
+}
+
+/// Maintenance with no grace period: whatever qualifies goes now.
+pub fn maintain_now(max_age: Option<std::time::Duration>) -> fstore::maintenance::MaintainOptions {
+    fstore::maintenance::MaintainOptions { max_age, grace: std::time::Duration::ZERO, dry_run: false }
+}

@@ -33,3 +33,26 @@ pub fn fresh_schema(name: &str) -> String {
     admin().batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")).unwrap();
     name.to_string()
 }
+
+/// The advisory key of an entry's lock: the first 8 bytes of its 64-hex
+/// entry id, read as a big-endian signed 64-bit integer.
+pub fn entry_lock_key(entry_id: &str) -> i64 {
+    u64::from_str_radix(&entry_id[..16], 16).expect("an entry id is hex") as i64
+}
+
+/// Backends of libfstore sessions holding a granted advisory lock on `key`
+/// (the bigint form).
+pub fn advisory_lock_holders(admin: &mut postgres::Client, key: i64) -> Vec<i32> {
+    admin
+        .query(
+            "SELECT DISTINCT a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+               AND ((l.classid::int8 << 32) | l.objid::int8) = $1
+               AND a.application_name = 'libfstore'",
+            &[&key],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
