@@ -1861,7 +1861,7 @@ static int busy_child(const char *dir, int n, const fstore_key *shared) {
 
 /* Each thread of `pid`: its name and what it waits in, from /proc. */
 static void describe_threads(pid_t pid) {
-  char path[96], comm[64], wchan[128];
+  char path[320], comm[64], wchan[128];
   struct dirent *entry;
   DIR *tasks;
   snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
@@ -1886,14 +1886,13 @@ static void describe_threads(pid_t pid) {
   closedir(tasks);
 }
 
-/* Waits for `pid` at most `bound_ms`; a child still running then is
- * described, killed, and counts as failed. Returns whether it exited 0. */
-static int wait_child_bounded(pid_t pid, long bound_ms, int n) {
-  double deadline = now_ms() + bound_ms;
+/* Waits for `pid` until `deadline` (now_ms() time); a child still running
+ * then is described, killed, and counts as failed. Returns whether it exited 0. */
+static int wait_child_bounded(pid_t pid, double deadline, int n) {
   int wstatus = 0;
   while (waitpid(pid, &wstatus, WNOHANG) != pid) {
     if (now_ms() >= deadline) {
-      fprintf(stderr, "forked child %d (pid %d) still runs after %ld ms: hung\n", n, (int)pid, bound_ms);
+      fprintf(stderr, "forked child %d (pid %d) still runs at its deadline: hung\n", n, (int)pid);
       describe_threads(pid);
       kill(pid, SIGKILL);
       waitpid(pid, &wstatus, 0);
@@ -1922,6 +1921,7 @@ static void test_fork_while_busy(void) {
   int stop = 0, i, ok = 0;
   busy_thread busy[2];
   pid_t pids[CHILDREN];
+  double deadlines[CHILDREN];
   long bound = scaled(30000);
   make_sample(&stream, 9, 1, 1, 21.0, AT_STREAM_OK);
   EXPECT_OK(fstore_store_put(store, &shared, &stream, &err), err);
@@ -1938,6 +1938,7 @@ static void test_fork_while_busy(void) {
   fflush(stderr);
   for (i = 0; i < CHILDREN; i++) {
     sleep_ms(scaled(rand() % 40));
+    deadlines[i] = now_ms() + bound;
     pids[i] = fork();
     CHECK(pids[i] >= 0);
     if (pids[i] == 0) {
@@ -1945,7 +1946,7 @@ static void test_fork_while_busy(void) {
       exit_forked_child(busy_child(dir, i, &shared));
     }
   }
-  for (i = 0; i < CHILDREN; i++) ok += wait_child_bounded(pids[i], bound, i);
+  for (i = 0; i < CHILDREN; i++) ok += wait_child_bounded(pids[i], deadlines[i], i);
   pthread_mutex_lock(&mutex);
   stop = 1;
   pthread_mutex_unlock(&mutex);

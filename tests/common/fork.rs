@@ -202,7 +202,35 @@ pub fn describe_process(pid: libc::pid_t) -> String {
         }
     }
     out.push_str(&describe_locked_files(&proc_dir));
+    out.push_str(&user_stacks(pid));
     out
+}
+
+/// Every thread's user-space stack, from gdb when it is installed (it is
+/// optional: /proc above already tells where each thread waits).
+fn user_stacks(pid: libc::pid_t) -> String {
+    let gdb = std::process::Command::new("gdb")
+        .args(["-p", &pid.to_string(), "-batch", "-nx", "-ex", "thread apply all bt 30"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let Ok(mut gdb) = gdb else {
+        return "  (user-space stacks: install gdb to see them here)\n".into();
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while gdb.try_wait().ok().flatten().is_none() {
+        if Instant::now() >= deadline {
+            let _ = gdb.kill();
+            let _ = gdb.wait();
+            return "  (gdb took too long)\n".into();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut text = String::new();
+    let _ = std::io::Read::read_to_string(gdb.stdout.as_mut().unwrap(), &mut text);
+    let frames: Vec<&str> = text.lines().filter(|l| l.starts_with("Thread ") || l.starts_with('#')).collect();
+    format!("  user-space stacks (gdb):\n{}\n", frames.iter().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n"))
 }
 
 fn thread_ids(proc_dir: &str) -> Vec<String> {

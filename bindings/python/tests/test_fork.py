@@ -148,6 +148,19 @@ def kill_and_reap(pid: int) -> None:
 # --- a multiprocessing pool (fork) ----------------------------------------
 
 
+def end_pool(pool) -> None:
+    """terminate() ends hung workers too (SIGTERM interrupts a blocking
+    flock), but only after idle workers gave back the task queue's lock, so
+    it must not be preceded by SIGKILL; it is bounded should it hang anyway."""
+    closer = threading.Thread(target=pool.terminate, daemon=True)
+    closer.start()
+    closer.join(CHILD_BOUND)
+    if closer.is_alive():
+        for p in pool._pool:
+            kill_and_reap(p.pid)
+        pytest.fail(f"the pool did not terminate within {CHILD_BOUND:.0f} s")
+
+
 def test_a_fork_pool_of_workers_opens_their_own_stores(cache_dir, mode_options):
     with fstore.Store(cache_dir, options=with_wait(mode_options, PARENT_WAIT_MS)) as store:
         store.get_or_compute(shared_key(), lambda k: make_table(10))
@@ -164,11 +177,7 @@ def test_a_fork_pool_of_workers_opens_their_own_stores(cache_dir, mode_options):
                 report = "".join(f"worker pid {p.pid}:\n{describe_process(p.pid)}" for p in pool._pool)
                 pytest.fail(f"the pool's 4 workers did not finish within {CHILD_BOUND:.0f} s:\n{report}")
         finally:
-            for p in pool._pool:  # a hung worker ignores nothing: end it before the pool waits for it
-                if p.is_alive():
-                    os.kill(p.pid, signal.SIGKILL)
-            pool.terminate()
-            pool.join()
+            end_pool(pool)
         assert len(results) == 4
         assert all(r["pid"] != os.getpid() for r in results)
         assert all(r["own_ok"] for r in results), results
@@ -272,6 +281,7 @@ def test_children_forked_while_threads_compute_open_their_own_stores(cache_dir, 
                 except Exception as e:
                     errors.append(f"put {i}: {e!r}")
                 i += 1
+                time.sleep(0.002)
 
         threads = [threading.Thread(target=computer, args=(t,), daemon=True) for t in range(2)]
         threads.append(threading.Thread(target=putter, daemon=True))
@@ -302,6 +312,7 @@ def test_children_forked_while_threads_compute_open_their_own_stores(cache_dir, 
                     time.sleep(0.005)
                 live.append(fork_worker(str(cache_dir), options, n))
                 reap()
+            stop.set()  # no more forks: the parent's work no longer matters
             while live:
                 reap()
                 time.sleep(0.005)
