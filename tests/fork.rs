@@ -39,6 +39,8 @@ const FORKS_AFTER_CLOSE: usize = 10;
 /// symbol's lock inherited by a child would stop them.
 const SYMBOLS: [&str; 3] = ["FORK0", "FORK1", "FORK2"];
 const PARENT_TAG: i64 = 7;
+/// Calls of each of the parent's busy threads, at most.
+const MAX_CALLS_PER_THREAD: usize = 1_000;
 
 /// The tests fork: one at a time, so that no test's child inherits another
 /// test's locks and each failure belongs to the test that reports it.
@@ -174,10 +176,12 @@ impl Fleet {
     fn reap(&mut self) {
         let mut i = 0;
         while i < self.live.len() {
+            // gdb's stacks of the first hung child only: they take seconds each.
+            let first_hang = !self.any_hung();
             let (n, child) = &mut self.live[i];
             let ended = match child.poll() {
                 Some(ended) => Some(ended),
-                None if child.forked_at.elapsed() >= CHILD_BOUND => Some(child.kill_hung()),
+                None if child.forked_at.elapsed() >= CHILD_BOUND => Some(child.kill_hung(first_hang)),
                 None => None,
             };
             match ended {
@@ -248,7 +252,8 @@ impl Busy {
                 .spawn(move || {
                     let mut errors = Vec::new();
                     let mut i = 0;
-                    while !stop.load(Ordering::Relaxed) && errors.len() < 5 {
+                    // Capped, so that a run whose children hang leaves no huge manifest backlog.
+                    while !stop.load(Ordering::Relaxed) && errors.len() < 5 && i < MAX_CALLS_PER_THREAD {
                         if let Err(e) = work(i) {
                             errors.push(e);
                         }

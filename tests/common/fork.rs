@@ -121,14 +121,15 @@ impl Forked {
                 return ended;
             }
             if Instant::now() >= deadline {
-                return self.kill_hung();
+                return self.kill_hung(true);
             }
             std::thread::sleep(Duration::from_millis(5));
         }
     }
 
-    /// Describes the running child, then kills and reaps it.
-    pub fn kill_hung(&mut self) -> Ended {
+    /// Describes the running child (with user-space stacks if asked), then
+    /// kills and reaps it.
+    pub fn kill_hung(&mut self, user_stacks: bool) -> Ended {
         let last_step = self.last_step();
         let mut report = format!(
             "pid {} still running {:.1} s after fork; its last step: {last_step}\n",
@@ -136,6 +137,9 @@ impl Forked {
             self.forked_at.elapsed().as_secs_f64(),
         );
         report.push_str(&describe_process(self.pid));
+        if user_stacks {
+            report.push_str(&describe_user_stacks(self.pid));
+        }
         self.kill();
         Ended::Hung { report }
     }
@@ -202,13 +206,12 @@ pub fn describe_process(pid: libc::pid_t) -> String {
         }
     }
     out.push_str(&describe_locked_files(&proc_dir));
-    out.push_str(&user_stacks(pid));
     out
 }
 
 /// Every thread's user-space stack, from gdb when it is installed (it is
-/// optional: /proc above already tells where each thread waits).
-fn user_stacks(pid: libc::pid_t) -> String {
+/// optional: /proc already tells where each thread waits).
+pub fn describe_user_stacks(pid: libc::pid_t) -> String {
     let gdb = std::process::Command::new("gdb")
         .args(["-p", &pid.to_string(), "-batch", "-nx", "-ex", "thread apply all bt 30"])
         .stdin(std::process::Stdio::null())
