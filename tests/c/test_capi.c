@@ -14,8 +14,10 @@
  */
 #define _XOPEN_SOURCE 700
 
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1675,6 +1677,18 @@ static void test_postgres(void) {
 
 /* ---- fork ---------------------------------------------------------------- */
 
+/* Leaves a forked child through exec: a memory checker watching this process
+ * (valgrind) would count the parent's threads' memory, copied by fork(), as
+ * the child's leaks. The shell only passes `code` on. */
+static void exit_forked_child(int code) {
+  char text[16];
+  fflush(stdout);
+  fflush(stderr);
+  snprintf(text, sizeof text, "%d", code);
+  execl("/bin/sh", "sh", "-c", "exit \"$0\"", text, (char *)NULL);
+  _exit(code);
+}
+
 /* In the child: exit codes name the failed step. */
 static int child_steps(fstore_store *inherited, const char *dir, const fstore_key *key) {
   struct ArrowArrayStream stream;
@@ -1733,17 +1747,7 @@ static void test_fork(void) {
     int code;
     alarm((unsigned)(30 * time_scale)); /* a hang kills the child, and the parent notices */
     code = child_steps(store, dir, &key);
-    fflush(stdout);
-    fflush(stderr);
-    {
-      /* Exit through exec: a memory checker watching this process (valgrind)
-       * would count the parent's threads' memory, copied by fork(), as the
-       * child's leaks. The shell only passes `code` on. */
-      char text[16];
-      snprintf(text, sizeof text, "%d", code);
-      execl("/bin/sh", "sh", "-c", "exit \"$0\"", text, (char *)NULL);
-    }
-    _exit(code);
+    exit_forked_child(code);
   }
   CHECK(waitpid(pid, &wstatus, 0) == pid);
   if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
@@ -1754,6 +1758,210 @@ static void test_fork(void) {
   /* the parent's store is unaffected */
   EXPECT_OK(fstore_store_get(store, &key, NULL, &stream, &err), err);
   EXPECT_SAMPLE(&stream, 9, 1, 21.0);
+  fstore_store_close(&store);
+  remove_temp_dir(dir);
+}
+
+/* ---- fork while the parent works ------------------------------------------ */
+
+/* A parent thread that keeps the store busy until told to stop: putting
+ * entries (the manifest writer then works) or computing new keys of the
+ * symbol the children compute on (a compute holds the symbol's lock). */
+typedef struct busy_thread {
+  pthread_t thread;
+  fstore_store *store;
+  int puts; /* else computes */
+  pthread_mutex_t *mutex;
+  const int *stop;
+  int calls;
+  fstore_status status;
+  fstore_error err;
+} busy_thread;
+
+static int busy_should_stop(busy_thread *b) {
+  int stop;
+  pthread_mutex_lock(b->mutex);
+  stop = *b->stop;
+  pthread_mutex_unlock(b->mutex);
+  return stop;
+}
+
+static void *busy_main(void *arg) {
+  busy_thread *b = (busy_thread *)arg;
+  compute_ctx ctx;
+  ctx_init(&ctx, COMPUTE_SAMPLE, 4, 0, 3.0);
+  ctx.sleep_ms = 3;
+  while (b->status == FSTORE_STATUS_OK && !busy_should_stop(b)) {
+    int32_t start = 10 * b->calls;
+    struct ArrowArrayStream stream;
+    if (b->puts) {
+      fstore_key key = make_key("returns", "BUSYPUT", start, start + 3, NULL);
+      make_sample(&stream, 4, 1, start, 3.0, AT_STREAM_OK);
+      b->status = fstore_store_put(b->store, &key, &stream, &b->err);
+    } else {
+      fstore_key key = make_key("returns", "BUSY", start, start + 3, NULL);
+      memset(&stream, 0, sizeof stream);
+      b->status = fstore_store_get_or_compute(b->store, &key, NULL, compute, &ctx, &stream, &b->err);
+      if (b->status == FSTORE_STATUS_OK) stream.release(&stream);
+    }
+    b->calls++;
+  }
+  ctx_destroy(&ctx);
+  return NULL;
+}
+
+enum { BUSY_CHILD_START = 100000 };
+
+/* In a child forked while the parent's threads work: opens its own store,
+ * computes a key of its own (on the busy symbol), reads the parent's entry.
+ * Returns 0 or the failed step; says why on stderr. */
+static int busy_child(const char *dir, int n, const fstore_key *shared) {
+  fstore_error err = {0};
+  fstore_options *options = fstore_options_new();
+  fstore_store *own = NULL;
+  int32_t start = BUSY_CHILD_START + 10 * n;
+  fstore_key key = make_key("returns", "BUSY", start, start + 4, NULL);
+  struct ArrowArrayStream stream;
+  compute_ctx ctx;
+  at_table table;
+  char wait_ms[32];
+  int code = 0;
+  ctx_init(&ctx, COMPUTE_SAMPLE, 5, start, 40.0 + n);
+  memset(&stream, 0, sizeof stream);
+  /* a lock this child can never get ends as TIMEOUT, well inside the parent's bound */
+  snprintf(wait_ms, sizeof wait_ms, "%ld", scaled(10000));
+  if (options == NULL || fstore_options_set(options, "cache_dir", dir, &err) != FSTORE_STATUS_OK ||
+      fstore_options_set(options, "wait.timeout_ms", wait_ms, &err) != FSTORE_STATUS_OK) {
+    code = 20;
+  } else if (fstore_store_open(options, &own, &err) != FSTORE_STATUS_OK) {
+    code = 21;
+  } else if (fstore_store_get_or_compute(own, &key, NULL, compute, &ctx, &stream, &err) != FSTORE_STATUS_OK) {
+    code = 22;
+  } else if (at_stream_read(&stream, &table, NULL, 0) != 0 || table.n_rows != 5) {
+    code = 23;
+  } else {
+    at_table_free(&table);
+    if (fstore_store_get(own, shared, NULL, &stream, &err) != FSTORE_STATUS_OK) {
+      code = 24;
+    } else if (at_stream_read(&stream, &table, NULL, 0) != 0 || table.n_rows != 9) {
+      code = 25;
+    } else {
+      at_table_free(&table);
+    }
+  }
+  if (code != 0) {
+    fprintf(stderr, "forked child %d failed at step %d: %s\n", n, code, err.message ? err.message : "(no message)");
+  }
+  fstore_error_release(&err);
+  fstore_store_close(&own);
+  fstore_options_free(&options);
+  ctx_destroy(&ctx);
+  return code;
+}
+
+/* Each thread of `pid`: its name and what it waits in, from /proc. */
+static void describe_threads(pid_t pid) {
+  char path[320], comm[64], wchan[128];
+  struct dirent *entry;
+  DIR *tasks;
+  snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+  tasks = opendir(path);
+  if (tasks == NULL) return;
+  while ((entry = readdir(tasks)) != NULL) {
+    FILE *f;
+    if (entry->d_name[0] == '.') continue;
+    comm[0] = wchan[0] = '\0';
+    snprintf(path, sizeof path, "/proc/%d/task/%s/comm", (int)pid, entry->d_name);
+    if ((f = fopen(path, "r")) != NULL) {
+      if (fgets(comm, sizeof comm, f) != NULL) comm[strcspn(comm, "\n")] = '\0';
+      fclose(f);
+    }
+    snprintf(path, sizeof path, "/proc/%d/task/%s/wchan", (int)pid, entry->d_name);
+    if ((f = fopen(path, "r")) != NULL) {
+      if (fgets(wchan, sizeof wchan, f) == NULL) wchan[0] = '\0';
+      fclose(f);
+    }
+    fprintf(stderr, "  thread %s (%s) waits in %s\n", entry->d_name, comm, wchan[0] ? wchan : "?");
+  }
+  closedir(tasks);
+}
+
+/* Waits for `pid` until `deadline` (now_ms() time); a child still running
+ * then is described, killed, and counts as failed. Returns whether it exited 0. */
+static int wait_child_bounded(pid_t pid, double deadline, int n) {
+  int wstatus = 0;
+  while (waitpid(pid, &wstatus, WNOHANG) != pid) {
+    if (now_ms() >= deadline) {
+      fprintf(stderr, "forked child %d (pid %d) still runs at its deadline: hung\n", n, (int)pid);
+      describe_threads(pid);
+      kill(pid, SIGKILL);
+      waitpid(pid, &wstatus, 0);
+      return 0;
+    }
+    sleep_ms(5);
+  }
+  if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
+    fprintf(stderr, "forked child %d %s %d\n", n, WIFEXITED(wstatus) ? "exited with" : "was killed by signal",
+            WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : WTERMSIG(wstatus));
+    return 0;
+  }
+  return 1;
+}
+
+/* Children forked at random moments while the parent's threads put and
+ * compute each open their own store and work. */
+static void test_fork_while_busy(void) {
+  enum { CHILDREN = 4 };
+  char *dir = make_temp_dir();
+  fstore_store *store = open_store(dir);
+  fstore_key shared = make_key("returns", "FORKSHARED", 1, 9, "{}");
+  struct ArrowArrayStream stream;
+  fstore_error err = {0};
+  pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
+  int stop = 0, i, ok = 0;
+  busy_thread busy[2];
+  pid_t pids[CHILDREN];
+  double deadlines[CHILDREN];
+  long bound = scaled(30000);
+  make_sample(&stream, 9, 1, 1, 21.0, AT_STREAM_OK);
+  EXPECT_OK(fstore_store_put(store, &shared, &stream, &err), err);
+  for (i = 0; i < 2; i++) {
+    memset(&busy[i], 0, sizeof busy[i]);
+    busy[i].store = store;
+    busy[i].puts = i == 0;
+    busy[i].mutex = &mutex;
+    busy[i].stop = &stop;
+    CHECK(pthread_create(&busy[i].thread, NULL, busy_main, &busy[i]) == 0);
+  }
+  srand((unsigned)time(NULL));
+  fflush(stdout);
+  fflush(stderr);
+  for (i = 0; i < CHILDREN; i++) {
+    sleep_ms(scaled(rand() % 40));
+    deadlines[i] = now_ms() + bound;
+    pids[i] = fork();
+    CHECK(pids[i] >= 0);
+    if (pids[i] == 0) {
+      alarm((unsigned)(bound / 1000 + 10)); /* should the parent die: no orphan hangs forever */
+      exit_forked_child(busy_child(dir, i, &shared));
+    }
+  }
+  for (i = 0; i < CHILDREN; i++) ok += wait_child_bounded(pids[i], deadlines[i], i);
+  pthread_mutex_lock(&mutex);
+  stop = 1;
+  pthread_mutex_unlock(&mutex);
+  for (i = 0; i < 2; i++) {
+    CHECK(pthread_join(busy[i].thread, NULL) == 0);
+    CHECK_ERR(busy[i].status == FSTORE_STATUS_OK, busy[i].err);
+    CHECK(busy[i].calls > 0);
+  }
+  CHECK(ok == CHILDREN);
+  for (i = 0; i < CHILDREN; i++) { /* every child's entry is there */
+    fstore_key key = make_key("returns", "BUSY", BUSY_CHILD_START + 10 * i, BUSY_CHILD_START + 10 * i + 4, NULL);
+    EXPECT_OK(fstore_store_get(store, &key, NULL, &stream, &err), err);
+    EXPECT_SAMPLE(&stream, 5, BUSY_CHILD_START + 10 * i, 40.0 + i);
+  }
+  pthread_mutex_destroy(&mutex);
   fstore_store_close(&store);
   remove_temp_dir(dir);
 }
@@ -1790,6 +1998,7 @@ int main(int argc, char **argv) {
       {"maintain", test_maintain},
       {"postgres", test_postgres},
       {"fork", test_fork},
+      {"fork_while_busy", test_fork_while_busy},
   };
   const char *scale = getenv("FSTORE_TEST_TIME_SCALE");
   const char *shard = getenv("FSTORE_TEST_SHARD");

@@ -1,6 +1,7 @@
 //! Helpers for the integration tests: sample data, readers, child processes.
 #![allow(dead_code)]
 
+pub mod fork;
 pub mod pg;
 
 use std::io::{BufRead, BufReader, Write};
