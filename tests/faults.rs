@@ -208,16 +208,13 @@ fn a_host_cut_off_mid_compute_frees_its_lock_within_seconds_and_cannot_replace_t
     let cut_at = Instant::now();
     std::fs::write(marker("b.finish"), b"").unwrap();
     let mut worker_b = Worker::spawn("worker on host b", "child_host_worker", &host_env("b", TAG_B), &hosts.exec_on("b"));
-    let mut a_session_gone = None;
-    while !marker("b.computing").exists() && cut_at.elapsed() < LOCK_FREED_WITHIN {
+    let (mut a_session_gone, mut b_started) = (None, None);
+    while b_started.is_none() && cut_at.elapsed() < LOCK_FREED_WITHIN {
+        std::thread::sleep(Duration::from_millis(50));
+        b_started = marker("b.computing").exists().then(|| cut_at.elapsed());
         if a_session_gone.is_none() && !session_alive(&mut admin, a_backend) {
             a_session_gone = Some(cut_at.elapsed());
         }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let b_started = marker("b.computing").exists().then(|| cut_at.elapsed());
-    if a_session_gone.is_none() && !session_alive(&mut admin, a_backend) {
-        a_session_gone = Some(cut_at.elapsed());
     }
     eprintln!(
         "host a cut off: its server session ended after {}, host b started computing after {}",
