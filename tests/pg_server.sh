@@ -2,8 +2,11 @@
 # Starts a throwaway PostgreSQL server for the tests, or stops it.
 #
 #   eval "$(tests/pg_server.sh start DIR)"   # prints the variables to export
+#   tests/pg_server.sh start DIR ADDRESS      # listens on ADDRESS instead of 127.0.0.1
 #   tests/pg_server.sh stop DIR
 #
+# With an ADDRESS (say a bridge's, for clients in other network namespaces)
+# the server also accepts password logins from the subnets it is attached to.
 # initdb refuses to run as root, so as root the server runs as the `postgres`
 # user. The server's binaries are found through pg_config, Debian's versioned
 # directory, or PATH.
@@ -29,8 +32,9 @@ as_server_user() {
   fi
 }
 
-cmd=${1:?usage: pg_server.sh start|stop DIR}
-dir=${2:?usage: pg_server.sh start|stop DIR}
+cmd=${1:?usage: pg_server.sh start|stop DIR [ADDRESS]}
+dir=${2:?usage: pg_server.sh start|stop DIR [ADDRESS]}
+address=${3:-127.0.0.1}
 
 case $cmd in
   start)
@@ -46,14 +50,15 @@ case $cmd in
     fi
     mkdir -p "$dir"
     [ "$(id -u)" = 0 ] && chown postgres: "$dir"
-    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    port=$(python3 -c 'import socket, sys; s = socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$address")
     password=fstore-test-$RANDOM$RANDOM
     echo "$password" > "$dir/pwfile"
     [ "$(id -u)" = 0 ] && chown postgres: "$dir/pwfile"
     as_server_user "$bindir/initdb" -D "$dir/data" -U postgres --pwfile="$dir/pwfile" \
       --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 ||
       { cat "$dir/initdb.log" >&2; exit 1; }
-    opts="-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off"
+    [ "$address" = 127.0.0.1 ] || echo "host all all samenet scram-sha-256" >> "$dir/data/pg_hba.conf"
+    opts="-p $port -k $dir -c listen_addresses=$address -c max_connections=300 -c fsync=off -c synchronous_commit=off"
     as_server_user "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -o "$opts" -w -t 60 start >/dev/null ||
       { cat "$dir/server.log" >&2; exit 1; }
     cat > "$dir/restart.sh" <<RESTART
@@ -66,7 +71,7 @@ else
 fi
 RESTART
     chmod +x "$dir/restart.sh"
-    echo "export FSTORE_TEST_PG_DSN='host=127.0.0.1 port=$port user=postgres password=$password dbname=postgres'"
+    echo "export FSTORE_TEST_PG_DSN='host=$address port=$port user=postgres password=$password dbname=postgres'"
     echo "export FSTORE_TEST_PG_RESTART='$dir/restart.sh'"
     ;;
   stop)
@@ -75,7 +80,7 @@ RESTART
     rm -rf "$dir"
     ;;
   *)
-    echo "usage: pg_server.sh start|stop DIR" >&2
+    echo "usage: pg_server.sh start|stop DIR [ADDRESS]" >&2
     exit 2
     ;;
 esac

@@ -59,7 +59,7 @@ if [ -z "${FSTORE_TEST_PG_DSN:-}" ]; then
 fi
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(build rust header c cpp go python demo)
+[ ${#steps[@]} -gt 0 ] || steps=(build rust header c cpp go python demo faults soak)
 passed=0
 failed=0
 failures=()
@@ -100,7 +100,9 @@ for step in "${steps[@]}"; do
     go) run_step go bash bindings/go/run_tests.sh ;;
     python) run_step python bash bindings/python/run_tests.sh ;;
     demo) run_step demo cargo run --release --example training_workers -- --fresh --workers 4 --epochs 3 --compute-ms 5 ;;
-    *) echo "unknown step '$step' (steps: build rust header c cpp go python demo)" >&2; exit 2 ;;
+    faults) run_step faults cargo test --release --test faults -- --nocapture --test-threads=1 ;;
+    soak) run_step soak cargo test --release --test soak -- --nocapture ;;
+    *) echo "unknown step '$step' (steps: build rust header c cpp go python demo faults soak)" >&2; exit 2 ;;
   esac
 done
 

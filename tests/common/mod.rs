@@ -2,7 +2,10 @@
 #![allow(dead_code)]
 
 pub mod fork;
+pub mod hosts;
 pub mod pg;
+pub mod proc_stats;
+pub mod workers;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -37,6 +40,42 @@ pub fn sample(key: &Key, tag: i64) -> Data {
     )
     .unwrap();
     Data { schema, batches: vec![batch] }
+}
+
+/// Checks that `data` is exactly what [`sample`] makes for `key`, with one
+/// tag throughout; returns that tag, or what differs.
+pub fn check_sample(key: &Key, data: &Data) -> Result<i64, String> {
+    let names: Vec<&str> = data.schema.fields().iter().map(|f| f.name().as_str()).collect();
+    if names != ["date", "value", "tag"] {
+        return Err(format!("columns {names:?}, expected [date, value, tag]"));
+    }
+    let mut expected_day = key.start_date;
+    let mut tag = None;
+    for batch in &data.batches {
+        let column = |i: usize| batch.column(i).as_any();
+        let (Some(days), Some(values), Some(tags)) = (
+            column(0).downcast_ref::<Date32Array>(),
+            column(1).downcast_ref::<Float64Array>(),
+            column(2).downcast_ref::<Int64Array>(),
+        ) else {
+            return Err(format!("column types {:?}", batch.schema()));
+        };
+        for row in 0..batch.num_rows() {
+            let (day, value, row_tag) = (days.value(row), values.value(row), tags.value(row));
+            let want = (expected_day as f64).sin() + key.symbol.len() as f64;
+            if day != expected_day || value.to_bits() != want.to_bits() {
+                return Err(format!("row for day {expected_day} holds day {day}, value {value} (expected {want})"));
+            }
+            if *tag.get_or_insert(row_tag) != row_tag {
+                return Err(format!("tags differ within the entry: {} and {row_tag}", tag.unwrap()));
+            }
+            expected_day += 1;
+        }
+    }
+    if expected_day != key.end_date + 1 {
+        return Err(format!("{} rows, expected {}", expected_day - key.start_date, key.end_date - key.start_date + 1));
+    }
+    tag.ok_or_else(|| "no rows".to_string())
 }
 
 pub fn reader(data: Data) -> Box<dyn RecordBatchReader> {
