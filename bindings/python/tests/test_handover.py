@@ -62,13 +62,13 @@ def test_a_leader_interrupted_in_its_compute_hands_it_over(store, key, leaving):
         release.wait(10)
         raise leaving()
 
-    def lead():
+    def run_leader():
         try:
             store.get_or_compute(key, interrupted)
         except BaseException as e:
             outcome.append(e)
 
-    leader = threading.Thread(target=lead)
+    leader = threading.Thread(target=run_leader)
     leader.start()
     assert computing.wait(10)
     waiters = start_waiters(store, key, 5)
@@ -93,13 +93,13 @@ def test_a_cancel_token_during_the_compute_hands_it_over(store, key):
             time.sleep(0.01)
         raise RuntimeError("stopped: the token was cancelled")
 
-    def lead():
+    def run_leader():
         try:
             store.get_or_compute(key, gives_up_when_cancelled, cancel=token)
         except BaseException as e:
             outcome.append(e)
 
-    leader = threading.Thread(target=lead)
+    leader = threading.Thread(target=run_leader)
     leader.start()
     assert computing.wait(10)
     waiters = start_waiters(store, key, 4)
