@@ -47,9 +47,22 @@
 //
 // A call that may wait for another caller's compute watches its context: a
 // cancelled context ends the wait at once (the other caller's compute goes on
-// and stores its result), and a deadline bounds the wait like [WithTimeout].
+// and stores its result), and a deadline can only shorten the wait, never
+// lengthen the store's wait timeout (or [WithTimeout]'s).
 // A compute already running is never interrupted by the library; it gets the
-// context so that it can stop itself.
+// context so that it can stop itself. When it does, returning an error once
+// its context is done, its caller gets [ErrCanceled] (or [ErrTimeout]) and one
+// of the calls waiting for the same entry computes it instead: one caller
+// giving up does not fail the others.
+//
+// # Panics
+//
+// Code of yours that the library calls back, the compute function and the
+// methods of the readers handed to it (returned by a compute, or given to
+// [Store.Put]), never panics through the library: a panic fails the call
+// with [ErrCallbackFailed] (compute) or [ErrInvalidData] (Put), and the
+// store goes on. [runtime.Goexit] (t.FailNow) cannot be stopped, so it ends
+// the process with a message instead of unwinding through the library.
 //
 // # Memory
 //

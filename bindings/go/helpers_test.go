@@ -19,7 +19,11 @@ import (
 
 func TestMain(m *testing.M) {
 	// The cross-process test re-executes this binary as a worker.
-	if os.Getenv(helperEnv) != "" {
+	switch os.Getenv(helperEnv) {
+	case "":
+	case goexitWorker:
+		os.Exit(runGoexitProcess())
+	default:
 		os.Exit(runHelperProcess())
 	}
 	os.Exit(m.Run())

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,6 +27,7 @@ const (
 	helperLog      = "FSTORE_GO_TEST_COMPUTE_LOG"
 	helperBarrier  = "FSTORE_GO_TEST_BARRIER_DIR"
 	workerRows     = 25
+	goexitWorker   = "goexit"
 )
 
 // runHelperProcess is a worker: open the store, report ready, wait for the
@@ -158,4 +160,49 @@ func TestComputeOnceAcrossProcesses(t *testing.T) {
 		}
 		t.Logf("%d of %d processes computed", len(lines), n)
 	})
+}
+
+// runGoexitProcess calls runtime.Goexit in a compute, as t.FailNow would.
+// Goexit cannot be recovered, and unwinding it through the library would
+// skip the library's cleanup: the process must end at once instead.
+func runGoexitProcess() int {
+	store, err := fstore.Open(fstore.WithCacheDir(os.Getenv(helperCacheDir)))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "open:", err)
+		return 1
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = store.GetOrCompute(context.Background(), testKey("GOEXIT"), func(context.Context, fstore.Key) (array.RecordReader, error) {
+			runtime.Goexit()
+			return nil, nil
+		})
+	}()
+	select {
+	case <-done:
+		fmt.Println("the goroutine ended and the process went on")
+	case <-time.After(10 * time.Second):
+		fmt.Println("the goroutine hung")
+	}
+	return 0
+}
+
+func TestGoexitInComputeEndsTheProcess(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+goexitWorker, helperCacheDir+"="+t.TempDir())
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err = cmd.Run()
+	if err == nil {
+		t.Fatalf("the process went on after runtime.Goexit left a callback from the library:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "runtime.Goexit (t.FailNow, t.Fatal, ...) is leaving the compute callback") {
+		t.Fatalf("exit %v without the reason:\n%s", err, out.String())
+	}
+	t.Logf("exit: %v", err)
 }

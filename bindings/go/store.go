@@ -214,9 +214,10 @@ func WithColumns(columns ...string) CallOption {
 }
 
 // WithTimeout bounds how long the call waits for another caller's compute or
-// for a lock, instead of the store's wait timeout. Zero means: do not wait
-// at all; a negative value means the store's wait timeout. A context
-// deadline that comes sooner bounds the wait too.
+// for a lock, instead of the store's wait timeout (it may be longer or
+// shorter). Zero means: do not wait at all; a negative value means the
+// store's wait timeout. A context deadline that comes sooner bounds the wait
+// too.
 func WithTimeout(d time.Duration) CallOption {
 	return func(s *callSettings) { s.timeout, s.hasTimeout = d, d >= 0 }
 }
@@ -238,15 +239,19 @@ func newRequest(ctx context.Context, opts []CallOption) (*request, error) {
 		C.fstore_request_free(&r.c)
 		return nil, err
 	}
-	timeout, hasTimeout := settings.timeout, settings.hasTimeout
-	if deadline, ok := ctx.Deadline(); ok {
-		if left := time.Until(deadline); !hasTimeout || left < timeout {
-			timeout, hasTimeout = max(left, 0), true
+	var cerr C.fstore_error
+	if settings.hasTimeout {
+		if status := C.fstore_request_set_timeout_ms(r.c, C.int64_t(ceilMillis(settings.timeout)), &cerr); status != C.FSTORE_STATUS_OK {
+			C.fstore_request_free(&r.c)
+			return nil, takeError(status, &cerr)
 		}
 	}
-	if hasTimeout {
-		var cerr C.fstore_error
-		if status := C.fstore_request_set_timeout_ms(r.c, C.int64_t(ceilMillis(timeout)), &cerr); status != C.FSTORE_STATUS_OK {
+	// The context's deadline only ever shortens the wait: a far deadline
+	// must not lengthen what the store (or WithTimeout) allows. Rounded up,
+	// so that the context is done by the time the library gives up.
+	if deadline, ok := ctx.Deadline(); ok {
+		left := max(ceilMillis(time.Until(deadline)), 0)
+		if status := C.fstore_request_set_deadline_ms(r.c, C.int64_t(left), &cerr); status != C.FSTORE_STATUS_OK {
 			C.fstore_request_free(&r.c)
 			return nil, takeError(status, &cerr)
 		}
@@ -322,10 +327,17 @@ func blameContext(e *Error, ctx context.Context) {
 	}
 	switch {
 	case err == nil:
+		return
 	case errors.Is(err, context.DeadlineExceeded):
-		e.Status, e.cause = StatusTimeout, err
+		e.Status = StatusTimeout
 	default:
-		e.Status, e.cause = StatusCanceled, err
+		e.Status = StatusCanceled
+	}
+	switch {
+	case e.cause == nil:
+		e.cause = err
+	case !errors.Is(e.cause, err): // the compute's own error, when it gave up
+		e.cause = errors.Join(err, e.cause)
 	}
 }
 
@@ -344,23 +356,28 @@ func importStream(out *C.struct_ArrowArrayStream) (array.RecordReader, error) {
 
 // ComputeFunc computes the data of key. It returns a reader that the store
 // takes over (and releases), or an error. It runs on the goroutine that
-// called GetOrCompute, with that call's context. A panic in it fails the
-// call; runtime.Goexit (t.FailNow, t.Fatal) must not be called in it, since
-// it cannot leave a call from C. Build the records with a C allocator (see
-// Memory in the package documentation).
+// called GetOrCompute, with that call's context. A panic in it, or in the
+// reader it returns, fails the call; runtime.Goexit (t.FailNow, t.Fatal)
+// must not be called in it: it cannot leave a call from C, so it ends the
+// process. Build the records with a C allocator (see Memory in the package
+// documentation).
 type ComputeFunc func(ctx context.Context, key Key) (array.RecordReader, error)
 
 // GetOrCompute returns the data of key, running compute first if the store
 // has none. Exactly one caller per entry, across goroutines and processes
 // sharing the cache directory, runs its compute; the others wait (bounded by
-// WithTimeout, the context's deadline and the store's wait timeout; ended by
-// cancelling ctx) and get the same data, or the same error: a failed compute
-// stores nothing, and the next call computes again.
+// the store's wait timeout, or WithTimeout, and by the context's deadline;
+// ended by cancelling ctx) and get the same data, or the same error: a
+// failed compute stores nothing, and the next call computes again.
 //
-// A compute that returns an error or panics fails the call with
-// ErrCallbackFailed (errors.Is also finds the compute's own error, for the
-// caller whose compute it was); one that returns a nil reader and no error
-// fails it with ErrInvalidData. The caller releases the returned reader.
+// A compute that returns an error or panics (in itself or in any method of
+// the reader it returns) fails the call with ErrCallbackFailed (errors.Is
+// also finds the compute's own error, for the caller whose compute it was);
+// one that returns a nil reader and no error fails it with ErrInvalidData.
+// A compute that returns an error once its own ctx is done is not a failure
+// but its caller giving up: that call returns ErrCanceled (or ErrTimeout for
+// a deadline), and one of the calls waiting for the entry computes it
+// instead. The caller releases the returned reader.
 func (s *Store) GetOrCompute(ctx context.Context, key Key, compute ComputeFunc, opts ...CallOption) (array.RecordReader, error) {
 	if err := contextError(ctx); err != nil {
 		return nil, err
@@ -394,10 +411,12 @@ func (s *Store) GetOrCompute(ctx context.Context, key Key, compute ComputeFunc, 
 	if status != C.FSTORE_STATUS_OK {
 		e := takeError(status, &cerr)
 		switch {
-		case e.Status == StatusCallbackFailed && call.err != nil:
+		case call.err != nil && (e.Status == StatusCallbackFailed || call.gaveUp):
 			e.cause = call.err
 		case e.Status == StatusInvalidData && call.nilReader:
 			e.Message = "compute returned a nil array.RecordReader and a nil error: " + e.Message
+		case e.Status == StatusInvalidData && call.stream != nil && call.stream.err != nil:
+			e.cause = call.stream.err
 		}
 		blameContext(e, ctx)
 		return nil, e
@@ -439,8 +458,10 @@ func (s *Store) Get(ctx context.Context, key Key, opts ...CallOption) (array.Rec
 }
 
 // Put stores the data of rdr as the entry of key, replacing any. It reads
-// rdr to its end; the caller keeps its own reference and releases it. Build
-// the records with a C allocator (see Memory in the package documentation).
+// rdr to its end; the caller keeps its own reference and releases it. A
+// panic in one of rdr's methods fails Put with ErrInvalidData (errors.Is
+// finds the panic's error, or rdr's own). Build the records with a C
+// allocator (see Memory in the package documentation).
 func (s *Store) Put(key Key, rdr array.RecordReader) error {
 	if rdr == nil {
 		return invalidArgument("reader is nil")
@@ -458,11 +479,18 @@ func (s *Store) Put(key Key, rdr array.RecordReader) error {
 
 	in := newStream()
 	defer C.free(unsafe.Pointer(in))
-	exportReader(rdr, in)
+	// rdr is borrowed: the library releases the stream before it returns.
+	stream := exportStream(rdr, nil, in)
 	var cerr C.fstore_error
-	// The library takes the stream over in every case.
-	if status := C.fstore_store_put(store, &ckey.c, in, &cerr); status != C.FSTORE_STATUS_OK {
-		return takeError(status, &cerr)
+	status := C.fstore_store_put(store, &ckey.c, in, &cerr)
+	releaseStream(in) // a no-op: the library takes the stream over in every case
+	runtime.KeepAlive(rdr)
+	if status != C.FSTORE_STATUS_OK {
+		e := takeError(status, &cerr)
+		if e.Status == StatusInvalidData && stream.err != nil {
+			e.cause = stream.err
+		}
+		return e
 	}
 	return nil
 }

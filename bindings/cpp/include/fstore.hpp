@@ -14,6 +14,7 @@
 #ifndef FSTORE_HPP
 #define FSTORE_HPP
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -255,7 +256,7 @@ class Options {
 /// race with a call that uses the request; cancel() may come from any thread.
 class Request {
  public:
-  Request() : request_(fstore_request_new()) {
+  Request() : request_(fstore_request_new()), cancelled_(std::make_unique<std::atomic<bool>>(false)) {
     if (!request_) throw std::bad_alloc();
   }
 
@@ -288,8 +289,16 @@ class Request {
   }
 
   /// Cancels every wait of calls using this request, now and later.
-  /// Thread-safe; a running compute is not interrupted.
-  void cancel() const noexcept { fstore_request_cancel(request_.get()); }
+  /// Thread-safe; a running compute is not interrupted, but if it then
+  /// fails, its failure is this cancellation: the call throws
+  /// Error(cancelled), and a call waiting for the same entry computes it.
+  void cancel() const noexcept {
+    cancelled_->store(true);
+    fstore_request_cancel(request_.get());
+  }
+
+  /// Whether cancel() was called.
+  bool cancelled() const noexcept { return cancelled_->load(); }
 
   const fstore_request* get() const noexcept { return request_.get(); }
 
@@ -298,6 +307,8 @@ class Request {
     void operator()(fstore_request* request) const noexcept { fstore_request_free(&request); }
   };
   std::unique_ptr<fstore_request, Deleter> request_;
+  // The C API does not tell whether a request was cancelled.
+  std::unique_ptr<std::atomic<bool>> cancelled_;
 };
 
 namespace detail {
@@ -305,20 +316,38 @@ namespace detail {
 template <class F>
 struct ComputeCall {
   F* callable;
+  const Request* request;
 };
 
+// Reports a failed compute. Once the call's request is cancelled, a failure
+// is the caller giving up, not the compute failing: CANCELLED hands the
+// compute over to the calls waiting for it instead of failing them all.
+template <class F>
+fstore_status compute_failed(const ComputeCall<F>& call, fstore_error* error, fstore_status status,
+                             const char* message) noexcept {
+  if (call.request != nullptr && call.request->cancelled() && status != FSTORE_STATUS_TIMEOUT) {
+    status = FSTORE_STATUS_CANCELLED;
+  } else if (status == FSTORE_STATUS_OK) {
+    status = FSTORE_STATUS_CALLBACK_FAILED;
+  }
+  fstore_error_set(error, status, message);
+  return status;
+}
+
 // Calls the user's callable; every exception becomes a status and a message.
+// An Error the callable throws keeps its status: Error(cancelled) (or
+// timeout) says that its caller gave up.
 template <class F>
 fstore_status compute_trampoline(void* userdata, const fstore_key* c_key, struct ArrowArrayStream* out,
                                  fstore_error* error) noexcept {
+  const ComputeCall<F>& call = *static_cast<ComputeCall<F>*>(userdata);
   try {
-    F& callable = *static_cast<ComputeCall<F>*>(userdata)->callable;
+    F& callable = *call.callable;
     const Key key = Key::from_c(*c_key);
     if constexpr (std::is_invocable_r_v<UniqueArrayStream, F&, const Key&>) {
       UniqueArrayStream result = callable(key);
       if (!result.valid()) {
-        fstore_error_set(error, FSTORE_STATUS_CALLBACK_FAILED, "the compute callable returned an empty stream");
-        return FSTORE_STATUS_CALLBACK_FAILED;
+        return compute_failed(call, error, FSTORE_STATUS_CALLBACK_FAILED, "the compute callable returned an empty stream");
       }
       result.move_to(out);
     } else {
@@ -329,14 +358,11 @@ fstore_status compute_trampoline(void* userdata, const fstore_key* c_key, struct
     }
     return FSTORE_STATUS_OK;
   } catch (const Error& e) {
-    fstore_error_set(error, e.code(), e.what());
-    return e.code() != FSTORE_STATUS_OK ? e.code() : FSTORE_STATUS_CALLBACK_FAILED;
+    return compute_failed(call, error, e.code(), e.what());
   } catch (const std::exception& e) {
-    fstore_error_set(error, FSTORE_STATUS_CALLBACK_FAILED, e.what());
-    return FSTORE_STATUS_CALLBACK_FAILED;
+    return compute_failed(call, error, FSTORE_STATUS_CALLBACK_FAILED, e.what());
   } catch (...) {
-    fstore_error_set(error, FSTORE_STATUS_CALLBACK_FAILED, "the compute callable threw a non-standard exception");
-    return FSTORE_STATUS_CALLBACK_FAILED;
+    return compute_failed(call, error, FSTORE_STATUS_CALLBACK_FAILED, "the compute callable threw a non-standard exception");
   }
 }
 
@@ -373,12 +399,13 @@ class Store {
   /// (once across the threads and processes sharing the cache). `compute` is
   /// either `UniqueArrayStream(const Key&)` or `void(const Key&,
   /// ArrowArrayStream* out)`; it runs on this thread, and an exception from it
-  /// becomes Error(callback_failed) with the exception's text.
+  /// becomes Error(callback_failed) with the exception's text, unless
+  /// `request` was cancelled by then (see Request::cancel).
   template <class F>
   UniqueArrayStream get_or_compute(const Key& key, F&& compute, const Request* request = nullptr) const {
     using Callable = std::remove_reference_t<F>;
     const fstore_key c_key = key.to_c();
-    detail::ComputeCall<Callable> call{&compute};
+    detail::ComputeCall<Callable> call{&compute, request};
     UniqueArrayStream out;
     detail::ErrorSlot error;
     detail::check(fstore_store_get_or_compute(store_.get(), &c_key, request ? request->get() : nullptr,

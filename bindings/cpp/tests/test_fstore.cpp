@@ -337,6 +337,62 @@ TEST(Store, CancelAndTimeoutEndAWait) {
   EXPECT_EQ(stats.timeouts, 1u);
 }
 
+// A compute that fails once its caller cancelled the request is the caller
+// giving up: a waiting call takes the compute over instead of failing.
+TEST(Store, CancelledRequestHandsARunningComputeOver) {
+  TempDir dir;
+  fstore::Store store(options_for(dir));
+  fstore::Request request;
+  std::atomic<bool> started{false}, stop{false};
+  std::string leader_failure;
+  fstore::Status leader_status = fstore::Status::ok;
+  std::thread leader([&] {
+    try {
+      store.get_or_compute(
+          kKey,
+          [&](const fstore::Key&) -> fstore::UniqueArrayStream {
+            started = true;
+            while (!stop) std::this_thread::sleep_for(5ms);
+            throw std::runtime_error("stopped: the caller cancelled");
+          },
+          request);
+    } catch (const fstore::Error& e) {
+      leader_status = e.status();
+      leader_failure = e.what();
+    }
+  });
+  while (!started) std::this_thread::sleep_for(5ms);
+  constexpr int kWaiters = 4;
+  std::atomic<int> computes{0};
+  std::vector<std::vector<double>> results(kWaiters);
+  std::vector<std::string> failures(kWaiters);
+  std::vector<std::thread> waiters;
+  for (int w = 0; w < kWaiters; w++) {
+    waiters.emplace_back([&, w] {
+      try {
+        results[static_cast<size_t>(w)] = read_all(store.get_or_compute(kKey, [&](const fstore::Key&) {
+                                                     computes++;
+                                                     return sample(6, 2.0);
+                                                   })).close;
+      } catch (const std::exception& e) {
+        failures[static_cast<size_t>(w)] = e.what();
+      }
+    });
+  }
+  while (store.stats().waits < kWaiters) std::this_thread::sleep_for(5ms);
+  request.cancel();
+  stop = true;
+  leader.join();
+  for (auto& waiter : waiters) waiter.join();
+  EXPECT_EQ(leader_status, fstore::Status::cancelled) << leader_failure;
+  EXPECT_NE(leader_failure.find("stopped: the caller cancelled"), std::string::npos) << leader_failure;
+  EXPECT_EQ(computes.load(), 1);
+  for (int w = 0; w < kWaiters; w++) {
+    EXPECT_EQ(failures[static_cast<size_t>(w)], "");
+    EXPECT_EQ(results[static_cast<size_t>(w)], expected_close(6, 2.0));
+  }
+}
+
 TEST(Store, SummaryMaintainAndBackendFigures) {
   TempDir dir;
   fstore::Store store(options_for(dir));

@@ -36,6 +36,7 @@ class LibraryNotFound(ImportError):
 # fstore_status values the binding itself needs (the header's constants).
 STATUS_OK = 0
 STATUS_NOT_FOUND = 2
+STATUS_CANCELLED = 4
 STATUS_CALLBACK_FAILED = 5
 
 

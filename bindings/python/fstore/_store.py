@@ -9,6 +9,7 @@ import itertools
 import math
 import os
 import queue
+import sys
 import threading
 from ctypes import byref, c_bool, c_char_p, c_void_p
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from ._key import Key, encode_text
 from ._lib import (
     COMPUTE_FN,
     STATUS_CALLBACK_FAILED,
+    STATUS_CANCELLED,
     STATUS_NOT_FOUND,
     STATUS_OK,
     ArrowArrayStream,
@@ -34,6 +36,9 @@ __all__ = ["Store", "Stats", "CancelToken"]
 _WAIT_SLICE = 0.05
 # How long an interrupted caller waits for libfstore to notice the cancel.
 _CANCEL_GRACE = 2.0
+# How often a worker waiting for its caller's compute checks that the caller
+# is still there.
+_CALLER_CHECK = 0.1
 
 
 @dataclass(frozen=True)
@@ -216,10 +221,10 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_workers._after_fork_in_child)
 
 
-def _fail(error: int, message: str) -> int:
+def _report(error: int, status: int, message: str) -> int:
     text = message.replace("\0", "").encode("utf-8", "replace")
-    lib().fstore_error_set(error, STATUS_CALLBACK_FAILED, text)
-    return STATUS_CALLBACK_FAILED
+    lib().fstore_error_set(error, status, text)
+    return status
 
 
 def _describe(exc: BaseException) -> str:
@@ -232,11 +237,11 @@ def _trampoline(userdata, key, out, error):
     try:
         call = _calls.get(userdata)
         if call is None:
-            return _fail(error, "the Python call that supplied this compute is gone")
+            return _report(error, STATUS_CALLBACK_FAILED, "the Python call that supplied this compute is gone")
         return call.compute_into(out, error)
     except BaseException as exc:
         try:
-            return _fail(error, f"internal error in the fstore Python binding: {_describe(exc)}")
+            return _report(error, STATUS_CALLBACK_FAILED, f"internal error in the fstore Python binding: {_describe(exc)}")
         except BaseException:
             return STATUS_CALLBACK_FAILED
 
@@ -247,14 +252,25 @@ _compute_fn = COMPUTE_FN(_trampoline)
 
 class _ComputeCall:
     """One get_or_compute: the worker thread that runs the C call and the
-    calling thread that runs the compute meet here."""
+    calling thread that runs the compute meet here.
 
-    def __init__(self, compute: Callable[[Key], Any], key: Key, request: int):
+    The worker never relies on the caller to say that it left: a second
+    Ctrl-C can interrupt any line of the caller's own cleanup. So while it
+    waits for the caller's compute, the worker checks that the caller's
+    get_or_compute is still on that thread's stack, and gives up on it
+    otherwise. Only the main thread is ever interrupted by a signal; the
+    worker's own code always runs to its end."""
+
+    def __init__(self, compute: Callable[[Key], Any], key: Key, request: int, store: Store, token: Optional[CancelToken]):
         self.id = next(_call_ids)
         self.cond = threading.Condition(threading.Lock())
         self.compute = compute
         self.key = key
+        self.store = store
+        self.token = token
         self.request: Optional[int] = request  # owned here; freed when the C call is over
+        self.caller_thread = threading.get_ident()
+        self.caller_frame: Any = None  # the caller's get_or_compute frame, while the C call runs
         self.pending = False  # the worker asks the caller to compute
         self.answer: Optional[tuple] = None  # (capsule, exception)
         self.abandoned = False  # the caller stopped waiting
@@ -269,11 +285,22 @@ class _ComputeCall:
             if not self.done and self.request:
                 lib().fstore_request_cancel(self.request)
 
+    def caller_present(self) -> bool:
+        """Whether the caller's thread is still inside this get_or_compute."""
+        frame = sys._current_frames().get(self.caller_thread)
+        target = self.caller_frame
+        while frame is not None and target is not None:
+            if frame is target:
+                return True
+            frame = frame.f_back
+        return False
+
     # The calling thread, when no worker could take the call.
     def discard(self) -> None:
         with self.cond:
             self.done = True
             request, self.request = self.request, None
+            self.caller_frame = None
         _free_request(request)
         _calls.pop(self.id, None)
 
@@ -295,6 +322,7 @@ class _ComputeCall:
             with self.cond:
                 self.done = True
                 request, self.request = self.request, None
+                self.caller_frame = None
                 self.cond.notify_all()
             _free_request(request)
             _calls.pop(self.id, None)
@@ -303,23 +331,32 @@ class _ComputeCall:
     # The worker thread, inside the C call.
     def compute_into(self, out: int, error: int) -> int:
         with self.cond:
-            if not self.abandoned:
-                self.pending = True
-                self.cond.notify_all()
-                while self.answer is None and not self.abandoned:
-                    self.cond.wait()
+            self.pending = True
+            self.cond.notify_all()
+            while self.answer is None and not self.abandoned:
+                self.cond.wait(_CALLER_CHECK)
+                if self.answer is None and not self.caller_present():
+                    self.abandoned = True  # it left without saying so
             answer = self.answer
         if answer is None:
-            return _fail(error, "the calling thread was interrupted before the compute ran")
+            return _report(error, STATUS_CANCELLED, "the caller stopped waiting (Ctrl-C?) before its compute ran")
         capsule, exc = answer
         if exc is not None:
-            return _fail(error, _describe(exc))
+            if self._caller_gave_up(exc):
+                # Not the compute's failure: a waiting call takes it over.
+                return _report(error, STATUS_CANCELLED, f"the caller gave up during its compute: {_describe(exc)}")
+            return _report(error, STATUS_CALLBACK_FAILED, _describe(exc))
         try:
             move_stream_into(capsule, out)
         except BaseException as exc:
             self.compute_error = exc
-            return _fail(error, _describe(exc))
+            return _report(error, STATUS_CALLBACK_FAILED, _describe(exc))
         return STATUS_OK
+
+    def _caller_gave_up(self, exc: BaseException) -> bool:
+        # KeyboardInterrupt, SystemExit: the caller is leaving. A compute that
+        # fails once the call's CancelToken is cancelled: the caller cancelled.
+        return not isinstance(exc, Exception) or (self.token is not None and self.token.cancelled)
 
     # The calling thread.
     def serve(self) -> None:
@@ -356,14 +393,14 @@ class _ComputeCall:
         self.cancel()
 
     def wait_done(self, seconds: float) -> None:
-        deadline = threading.TIMEOUT_MAX if seconds is None else seconds
         with self.cond:
-            self.cond.wait_for(lambda: self.done, deadline)
+            self.cond.wait_for(lambda: self.done, seconds)
 
     def outcome(self) -> ArrowStream:
         if self.error is not None:
             cause = self.compute_error
-            if cause is not None and isinstance(self.error, Error) and self.error.status == Status.CALLBACK_FAILED:
+            status = self.error.status if isinstance(self.error, Error) else None
+            if cause is not None and status in (Status.CALLBACK_FAILED, Status.CANCELLED):
                 raise self.error from cause
             raise self.error
         assert self.result is not None
@@ -386,6 +423,7 @@ class Store:
 
     def __init__(self, cache_dir: Optional[str | os.PathLike] = None, options: Optional[Mapping[str, Any]] = None):
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)  # notified when _users drops to 0
         self._handle: Optional[int] = None
         self._users = 0
         self._closing = False
@@ -414,7 +452,9 @@ class Store:
         finally:
             L.fstore_options_free(byref(c_void_p(opts)))
 
-    # Lifetime: calls hold a use of the handle; close() frees it once unused.
+    # Lifetime: each call holds a use of the handle; close() waits until no
+    # call uses it, then flushes and frees it. Nothing else frees it but the
+    # garbage collector (__del__).
 
     def _enter(self) -> int:
         with self._lock:
@@ -426,14 +466,8 @@ class Store:
     def _exit(self) -> None:
         with self._lock:
             self._users -= 1
-            handle = self._take_handle_if_unused()
-        _close_handle(handle)
-
-    def _take_handle_if_unused(self) -> Optional[int]:
-        if self._closing and self._users == 0 and self._handle is not None:
-            handle, self._handle = self._handle, None
-            return handle
-        return None
+            if self._users == 0:
+                self._idle.notify_all()
 
     @contextlib.contextmanager
     def _use(self):
@@ -444,20 +478,33 @@ class Store:
             self._exit()
 
     def close(self) -> None:
-        """Flushes the manifest (raising if it failed) and closes the store.
-        A call still running on another thread keeps it open until it ends."""
+        """Waits for the calls still running on other threads, then flushes
+        the manifest and closes the store, raising if the manifest failed.
+        New calls are refused from the start. The wait takes as long as those
+        calls (each bounded by its own timeout, besides a running compute);
+        Ctrl-C interrupts it, and close() can then be called again. Calling
+        it from a compute of this store raises InvalidState: it would wait
+        for itself."""
+        for call in list(_calls.values()):
+            if call.store is self and call.caller_thread == threading.get_ident() and call.caller_present():
+                raise InvalidState(
+                    Status.INVALID_STATE, "close() was called from a compute of this store, which it would wait for"
+                )
         with self._lock:
-            if self._closing or self._handle is None:
-                return
-            idle = self._users == 0
+            self._closing = True
+            while self._users and self._handle is not None:
+                self._idle.wait(_WAIT_SLICE)
+            handle, self._handle = self._handle, None
+        if handle is None:
+            return  # closed already (or by a concurrent close())
+        err = FstoreError()
+        status = STATUS_OK
         try:
-            if idle and os.getpid() == self._pid:
-                self.flush()
+            if os.getpid() == self._pid:
+                status = lib().fstore_store_flush(handle, byref(err))
         finally:
-            with self._lock:
-                self._closing = True
-                handle = self._take_handle_if_unused()
             _close_handle(handle)
+        check(status, err)
 
     @property
     def closed(self) -> bool:
@@ -496,7 +543,11 @@ class Store:
         one caller per entry, across threads and processes sharing the cache,
         runs it; the others wait and receive the same data or the same error.
         If `compute` raises, nothing is stored, this call raises
-        `CallbackFailed` from that exception, and the next call retries.
+        `CallbackFailed` from that exception, and the next call retries. If
+        instead its caller gives up during the compute (Ctrl-C, or `compute`
+        raising once `cancel` is cancelled), this call raises that
+        (KeyboardInterrupt, or `Cancelled`) and one of the calls waiting for
+        the entry computes it.
         `compute` runs on the calling thread (the C call itself runs on a
         worker thread so that the wait stays interruptible).
 
@@ -509,7 +560,8 @@ class Store:
         if cancel is not None and not isinstance(cancel, CancelToken):
             raise TypeError(f"cancel must be an fstore.CancelToken, not {type(cancel).__name__}")
         c_key = _c_key(key)
-        call = _ComputeCall(compute, key, _new_request(columns, timeout))
+        call = _ComputeCall(compute, key, _new_request(columns, timeout), self, cancel)
+        call.caller_frame = sys._getframe()
         try:
             handle = self._enter()
         except BaseException:

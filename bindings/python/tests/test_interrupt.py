@@ -26,6 +26,7 @@ class Program:
     def __init__(self, *args: str):
         self.proc = subprocess.Popen(
             [sys.executable, str(WORKERS), *args],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -124,4 +125,34 @@ def test_ctrl_c_during_our_own_compute_stores_nothing_and_a_retry_works(programs
     took = time.monotonic() - sent
     assert took < 1.5, f"the interrupt took {took:.2f}s"
     assert program.expect("retried", timeout=20) == "retried rows=3 computes=2"
+    assert program.proc.wait(timeout=20) == 0, program.stderr()
+
+
+def test_ctrl_c_during_the_leaders_compute_hands_it_to_a_waiting_thread(programs, cache_dir):
+    program = programs("interrupted-leader", str(cache_dir))
+    program.expect("waiting")
+    time.sleep(0.2)
+    program.proc.send_signal(signal.SIGINT)
+    line = program.expect("handed over", timeout=20)
+    # One waiter computed; every waiter got its data; none saw a failure.
+    assert line == "handed over computed=1 outcomes=[5, 5, 5, 5]", line
+    assert program.proc.wait(timeout=20) == 0, program.stderr()
+
+
+def test_two_ctrl_c_as_the_compute_is_handed_over_leave_the_store_usable(programs, cache_dir):
+    import fstore
+    import pyarrow as pa
+    from workers import KEY
+
+    program = programs("handover-window", str(cache_dir))
+    # No call is left in flight: no worker holds the store.
+    assert program.expect("interrupted twice", timeout=20) == "interrupted twice calls-in-flight=0"
+    # The key's lock is free: another process computes it at once.
+    with fstore.Store(cache_dir) as other:
+        got = pa.table(other.get_or_compute(KEY, lambda k: pa.table({"n": [1, 2]}), timeout=5))
+    assert got.num_rows == 2
+    program.proc.stdin.write("go\n")
+    program.proc.stdin.flush()
+    assert program.expect("retried", timeout=20) == "retried rows=2"
+    program.expect("closed", timeout=20)
     assert program.proc.wait(timeout=20) == 0, program.stderr()

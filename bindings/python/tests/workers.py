@@ -5,6 +5,9 @@ small command-line program for the Ctrl-C tests.
     python workers.py follower CACHE_DIR            wait for the leader's entry; expect Ctrl-C
     python workers.py thread-leader CACHE_DIR       a leader thread computes; the main thread waits
     python workers.py own-compute CACHE_DIR         the main thread computes (sleeping); expect Ctrl-C
+    python workers.py interrupted-leader CACHE_DIR  the main thread computes while threads wait; expect Ctrl-C
+    python workers.py handover-window CACHE_DIR     two Ctrl-C land as the compute is handed over; then
+                                                    wait for a line on stdin, retry and close
 """
 
 from __future__ import annotations
@@ -135,7 +138,97 @@ def main(argv: list[str]) -> int:
         say(f"retried rows={data.num_rows} computes={store.stats().computes}")
         return 0
 
+    if mode == "interrupted-leader":
+        return interrupted_leader(store)
+
+    if mode == "handover-window":
+        return handover_window(store)
+
     raise SystemExit(f"unknown mode {mode!r}")
+
+
+def interrupted_leader(store) -> int:
+    """Ctrl-C during the main thread's compute: the threads waiting for it
+    take it over, and one of them computes."""
+    computing = threading.Event()
+    computed, outcomes = [], []
+
+    def sleepy(k):
+        computing.set()
+        time.sleep(30)
+        return table()
+
+    def waiter():
+        def compute(k):
+            computed.append(threading.get_ident())
+            return table(5)
+
+        try:
+            outcomes.append(store.get_or_compute(KEY, compute).to_pyarrow().num_rows)
+        except BaseException as e:
+            outcomes.append(f"{type(e).__name__}: {e}")
+
+    waiters = [threading.Thread(target=waiter) for _ in range(4)]
+
+    def start_waiters():
+        computing.wait(10)
+        for t in waiters:
+            t.start()
+        while store.stats().waits < len(waiters):
+            time.sleep(0.005)
+        say("waiting")
+
+    threading.Thread(target=start_waiters, daemon=True).start()
+    try:
+        store.get_or_compute(KEY, sleepy)
+    except KeyboardInterrupt:
+        pass
+    else:
+        say("finished without an interrupt")
+        return 3
+    for t in waiters:
+        t.join(30)
+    say(f"handed over computed={len(computed)} outcomes={outcomes}")
+    return 0
+
+
+def handover_window(store) -> int:
+    """A first Ctrl-C lands as the compute is handed to the calling thread
+    (before it starts), a second one as the caller begins to give up: the
+    caller leaves without ever telling the worker. The store must stay
+    usable, and the key's lock free."""
+    from fstore._store import _ComputeCall, _calls
+
+    original_compute, original_abandon = _ComputeCall._compute, _ComputeCall.abandon
+
+    def first_ctrl_c(self):
+        _ComputeCall._compute = original_compute
+        signal.raise_signal(signal.SIGINT)
+        original_compute(self)
+
+    def second_ctrl_c(self):
+        _ComputeCall.abandon = original_abandon
+        signal.raise_signal(signal.SIGINT)
+        original_abandon(self)
+
+    _ComputeCall._compute, _ComputeCall.abandon = first_ctrl_c, second_ctrl_c
+    try:
+        store.get_or_compute(KEY, lambda k: table())
+    except KeyboardInterrupt:
+        pass
+    else:
+        say("finished without an interrupt")
+        return 3
+    deadline = time.monotonic() + 5
+    while _calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    say(f"interrupted twice calls-in-flight={len(_calls)}")
+    sys.stdin.readline()  # another process uses the key meanwhile
+    data = store.get_or_compute(KEY, lambda k: table(3), timeout=5).to_pyarrow()
+    say(f"retried rows={data.num_rows}")
+    store.close()
+    say("closed")
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,85 @@
+"""close() waits for the calls in flight, then flushes the manifest and
+reports its failure."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+import fstore
+from conftest import make_table
+
+pa = pytest.importorskip("pyarrow")
+
+
+def running_call(store, key, seconds: float):
+    """A thread whose get_or_compute of `key` computes for `seconds`; returns
+    once the compute has started."""
+    computing = threading.Event()
+    outcome: list = []
+
+    def slow(k):
+        computing.set()
+        time.sleep(seconds)
+        return make_table(3)
+
+    def call():
+        try:
+            outcome.append(pa.table(store.get_or_compute(key, slow)))
+        except BaseException as e:
+            outcome.append(e)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    assert computing.wait(10)
+    return thread, outcome
+
+
+def test_close_waits_for_a_running_call_then_flushes(cache_dir, key):
+    store = fstore.Store(cache_dir)
+    thread, outcome = running_call(store, key, 0.8)
+    began = time.monotonic()
+    store.close()
+    took = time.monotonic() - began
+    assert took >= 0.5, f"close() returned after {took:.2f}s, with the call still computing"
+    assert store.closed
+    # Flushed before close() returned: another store lists the entry now.
+    with fstore.Store(cache_dir) as other:
+        assert pa.table(other.entries()).column("symbol").to_pylist() == [key.symbol]
+    thread.join(10)
+    assert len(outcome) == 1 and isinstance(outcome[0], pa.Table) and outcome[0].equals(make_table(3))
+    with pytest.raises(fstore.InvalidState, match="closed"):
+        store.get(key)
+
+
+def test_close_raises_the_manifest_failure_of_a_call_it_waited_for(cache_dir, key):
+    store = fstore.Store(cache_dir)
+    thread, outcome = running_call(store, key, 0.5)
+    # The manifest's database becomes unusable while the call computes.
+    database = cache_dir / "manifest.duckdb"
+    database.rename(cache_dir / "manifest.duckdb.moved")
+    database.mkdir()
+    with pytest.raises(fstore.Error, match="manifest"):
+        store.close()
+    thread.join(10)
+    # The entry itself was published: its file alone proves it.
+    assert len(outcome) == 1 and isinstance(outcome[0], pa.Table)
+    assert store.closed
+
+
+def test_close_from_a_compute_of_the_store_is_refused_not_a_deadlock(store, key):
+    seen: list = []
+
+    def closes_its_store(k):
+        try:
+            store.close()
+        except fstore.InvalidState as e:
+            seen.append(str(e))
+        return make_table(2)
+
+    assert pa.table(store.get_or_compute(key, closes_its_store)).equals(make_table(2))
+    assert seen and "from a compute of this store" in seen[0]
+    assert not store.closed
+    assert store.contains(key)
