@@ -29,6 +29,10 @@ use crate::sync::lock;
 pub(crate) const SCHEMA_VERSION: i32 = 1;
 pub(crate) const DATABASE_FILE: &str = "manifest.duckdb";
 const LOCK_FILE: &str = "manifest.lock";
+/// After writing a batch, a writer leaves `manifest.lock` alone this long:
+/// other processes' writers poll for it, and a writer that took it back at
+/// once, batch after batch, would starve them (and their `flush`/`close`).
+const YIELD_AFTER_BATCH: Duration = Duration::from_millis(10);
 
 enum Change {
     Upsert(ManifestRow),
@@ -219,6 +223,9 @@ fn write_loop(db_path: &Path, lock_path: &Path, stop: &Request, changes: Receive
             if let Change::Flush(reply) = flush {
                 let _ = reply.send(failure.take().map_or(Ok(()), Err));
             }
+        }
+        if !edits.is_empty() {
+            std::thread::sleep(YIELD_AFTER_BATCH);
         }
     }
 }
