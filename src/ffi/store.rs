@@ -168,7 +168,7 @@ unsafe fn run_callback(
     if status != FSTORE_STATUS_OK {
         drop(stream); // releases whatever the callback left there
         let why = message.unwrap_or_else(|| "no message".into());
-        return Err(callback_error(status, key, &why));
+        return Err(callback_failure(status, key, &why));
     }
     let reader = import(stream, "the stream the compute callback returned")?;
     Ok(Box::new(reader))
@@ -179,7 +179,7 @@ unsafe fn run_callback(
 /// TIMEOUT: that is about its caller, not about the key, so it stays
 /// cancellation and the calls waiting for this compute take it over instead
 /// of failing. Every other status is the compute's failure.
-fn callback_error(status: fstore_status, key: &Key, why: &str) -> Error {
+fn callback_failure(status: fstore_status, key: &Key, why: &str) -> Error {
     let key = describe(key);
     match status {
         super::FSTORE_STATUS_CANCELLED => Error::new(Status::Cancelled, format!("the compute of {key} was cancelled: {why}")),
