@@ -118,7 +118,16 @@ typedef struct fstore_error {
  The five parts of a cache key. Strings are NUL-terminated UTF-8; a symbol
  or feature set is 1 to 1,024 bytes. Dates are days since 1970-01-01 (Arrow
  date32), `end_date >= start_date`. `config` is JSON text (NULL or empty
- means `{}`), canonicalised (RFC 8785) so that equal configs name one entry.
+ means `{}`), canonicalised (RFC 8785: member order, whitespace and escape
+ spelling do not matter; duplicate member names are refused) so that equal
+ configs name one entry and different ones never do. Numbers are compared
+ by their exact decimal value, not as doubles: `1`, `1.0`, `1e0` and `10e-1`
+ are equal and `-0` is `0`, but `1700000000000000001` and
+ `1700000000000000000` (or `1e-400` and `0`) are different configs, so
+ nanosecond timestamps and 64-bit ids need no quoting. A number prints in
+ ECMAScript notation from its own digits, which for every shortest
+ round-trip double (what JSON serialisers emit) is exactly RFC 8785's
+ output. Numbers too large for a double (`1e400`) are refused.
  */
 typedef struct fstore_key {
   const char *feature_set;
@@ -132,6 +141,10 @@ typedef struct fstore_key {
  Computes the data of `key` into `out` and returns FSTORE_STATUS_OK, or
  returns another status (optionally describing it with `fstore_error_set`).
  Runs on the thread that called `fstore_store_get_or_compute`.
+ FSTORE_STATUS_CANCELLED or FSTORE_STATUS_TIMEOUT say that the callback's
+ own caller gave up: that call returns the same status, and calls waiting
+ for this compute take it over. Any other status fails the compute: its
+ caller and every waiter get FSTORE_STATUS_CALLBACK_FAILED.
  */
 typedef fstore_status (*fstore_compute_fn)(void *userdata,
                                            const struct fstore_key *key,
@@ -347,6 +360,16 @@ fstore_status fstore_request_set_columns(struct fstore_request *request,
 fstore_status fstore_request_set_timeout_ms(struct fstore_request *request,
                                             int64_t timeout_ms,
                                             struct fstore_error *error);
+
+/*
+ Waits of calls with this request end `ms_from_now` milliseconds from now
+ at the latest. Unlike a timeout, a deadline only ever shortens the wait
+ (the store's `wait.timeout_ms`, or the request's timeout): use it for a
+ caller's own deadline, such as a Go context's. Negative clears it.
+ */
+fstore_status fstore_request_set_deadline_ms(struct fstore_request *request,
+                                             int64_t ms_from_now,
+                                             struct fstore_error *error);
 
 /*
  Cancels every wait of calls that use `request`, now and later: they return
