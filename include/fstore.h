@@ -126,8 +126,9 @@ typedef struct fstore_error {
  `1700000000000000000` (or `1e-400` and `0`) are different configs, so
  nanosecond timestamps and 64-bit ids need no quoting. A number prints in
  ECMAScript notation from its own digits, which for every shortest
- round-trip double (what JSON serialisers emit) is exactly RFC 8785's
- output. Numbers too large for a double (`1e400`) are refused.
+ round-trip double (what JSON serialisers emit; where two shortest forms
+ tie, the one ECMAScript picks) is exactly RFC 8785's output. Numbers too
+ large for a double (`1e400`) are refused.
  */
 typedef struct fstore_key {
   const char *feature_set;

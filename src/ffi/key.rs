@@ -18,8 +18,9 @@ use crate::error::Result;
 /// `1700000000000000000` (or `1e-400` and `0`) are different configs, so
 /// nanosecond timestamps and 64-bit ids need no quoting. A number prints in
 /// ECMAScript notation from its own digits, which for every shortest
-/// round-trip double (what JSON serialisers emit) is exactly RFC 8785's
-/// output. Numbers too large for a double (`1e400`) are refused.
+/// round-trip double (what JSON serialisers emit; where two shortest forms
+/// tie, the one ECMAScript picks) is exactly RFC 8785's output. Numbers too
+/// large for a double (`1e400`) are refused.
 #[repr(C)]
 pub struct fstore_key {
     pub feature_set: *const c_char,

@@ -6,8 +6,9 @@
 //! significant digits and exponent are read from the text (no binary floating
 //! point anywhere) and printed the way ECMAScript's `Number.prototype.toString`
 //! prints (RFC 8785 section 3.2.2.3). A shortest round-trip double, which is
-//! what JSON serialisers emit, has exactly the digits ECMAScript would print,
-//! so its output is RFC 8785's; any other number keeps all of its digits.
+//! what JSON serialisers emit, has exactly the digits ECMAScript would print
+//! (where two shortest spellings tie, ECMAScript's is the even one), so its
+//! output is RFC 8785's; any other number keeps all of its digits.
 
 use std::cmp::Ordering;
 
