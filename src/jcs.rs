@@ -1,9 +1,20 @@
-//! JSON Canonicalization Scheme (RFC 8785) for the `config` part of a key.
+//! JSON Canonicalization Scheme (RFC 8785) for the `config` part of a key,
+//! with one deliberate difference: numbers keep their exact decimal value.
 //!
 //! Equal configurations must name the same cache entry whatever their key
-//! order, whitespace, number spelling or escapes. The parser is strict
-//! (RFC 8259 grammar, I-JSON values) and rejects duplicate member names, which
-//! RFC 8785 leaves undefined and which would make "equal" ambiguous.
+//! order, whitespace, number spelling or escapes, and different ones must not.
+//! RFC 8785 prints numbers as IEEE doubles, which would give
+//! `{"as_of_ns": 1700000000000000001}` the entry of `...000`; here numbers are
+//! compared by their exact value and printed in ECMAScript notation from
+//! their own digits ([`number`]), which is RFC 8785's output for every
+//! shortest round-trip double. The parser is strict (RFC 8259 grammar,
+//! I-JSON: numbers beyond the double range are refused) and rejects duplicate
+//! member names, which RFC 8785 leaves undefined and which would make "equal"
+//! ambiguous.
+
+mod number;
+
+use std::cmp::Ordering;
 
 use crate::error::{Error, Result};
 
@@ -13,35 +24,92 @@ const MAX_DEPTH: usize = 128;
 /// Returns the canonical form of `text`, or an `InvalidArgument` error that
 /// says where the input went wrong.
 pub fn canonicalize(text: &str) -> Result<String> {
-    let mut parser = Parser { bytes: text.as_bytes(), pos: 0 };
+    parse_as(text, "config JSON").map(|value| to_canonical(&value))
+}
+
+/// Parses `text` with the same strict rules into its canonical value (e.g.
+/// an entry's key as stored in its file's footer, when maintenance
+/// re-indexes the file).
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) fn parse(text: &str) -> Result<Value> {
+    parse_as(text, "JSON")
+}
+
+/// The canonical text of `value`.
+pub(crate) fn to_canonical(value: &Value) -> String {
+    let mut out = String::new();
+    write_value(value, &mut out);
+    out
+}
+
+fn parse_as(text: &str, what: &'static str) -> Result<Value> {
+    let mut parser = Parser { bytes: text.as_bytes(), pos: 0, what };
     parser.skip_ws();
     let value = parser.value(0)?;
     parser.skip_ws();
     if parser.pos != parser.bytes.len() {
         return Err(parser.error("unexpected text after the JSON value"));
     }
-    let mut out = String::with_capacity(text.len());
-    write_value(&value, &mut out);
-    Ok(out)
+    Ok(value)
 }
 
-enum Value {
+/// A parsed JSON value in canonical form: numbers as their canonical text,
+/// object members sorted as RFC 8785 sorts them, names unique.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Value {
     Null,
     Bool(bool),
-    Number(f64),
+    Number(String),
     String(String),
     Array(Vec<Value>),
     Object(Vec<(String, Value)>),
 }
 
+// The accessors serve code that reads keys back from entry footers.
+#[cfg_attr(not(test), allow(dead_code))]
+impl Value {
+    /// The member `name` of an object; `None` for a missing member or a non-object.
+    pub(crate) fn get(&self, name: &str) -> Option<&Value> {
+        let Value::Object(members) = self else { return None };
+        members
+            .binary_search_by(|(member, _)| utf16_order(member, name))
+            .ok()
+            .map(|index| &members[index].1)
+    }
+
+    pub(crate) fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The number as an `i64` when it is exactly an integer in range.
+    pub(crate) fn as_i64(&self) -> Option<i64> {
+        match self {
+            // Canonical integers below 1e21 are plain digits; anything with a
+            // fraction or an exponent does not parse as an i64.
+            Value::Number(text) => text.parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+/// RFC 8785 section 3.2.3: member names sort by their UTF-16 code units.
+fn utf16_order(a: &str, b: &str) -> Ordering {
+    a.encode_utf16().cmp(b.encode_utf16())
+}
+
 struct Parser<'a> {
     bytes: &'a [u8],
     pos: usize,
+    /// What the text is, for messages ("config JSON").
+    what: &'static str,
 }
 
 impl Parser<'_> {
     fn error(&self, what: &str) -> Error {
-        Error::invalid_argument(format!("invalid config JSON at byte {}: {what}", self.pos))
+        Error::invalid_argument(format!("invalid {} at byte {}: {what}", self.what, self.pos))
     }
 
     fn skip_ws(&mut self) {
@@ -112,12 +180,11 @@ impl Parser<'_> {
                 _ => return Err(self.error("expected ',' or '}' in an object")),
             }
         }
-        // RFC 8785 sorts member names by their UTF-16 code units.
-        members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+        members.sort_by(|a, b| utf16_order(&a.0, &b.0));
         if let Some(pair) = members.windows(2).find(|w| w[0].0 == w[1].0) {
             return Err(Error::invalid_argument(format!(
-                "invalid config JSON: duplicate member name \"{}\"",
-                pair[0].0
+                "invalid {}: duplicate member name \"{}\"",
+                self.what, pair[0].0
             )));
         }
         Ok(Value::Object(members))
@@ -246,11 +313,10 @@ impl Parser<'_> {
             self.digits();
         }
         let text = std::str::from_utf8(&self.bytes[start..self.pos]).expect("ASCII digits");
-        let value: f64 = text.parse().map_err(|_| self.error("bad number"))?;
-        if !value.is_finite() {
-            return Err(self.error("number out of the IEEE 754 double range"));
+        match number::canonical(text) {
+            Ok(canonical) => Ok(Value::Number(canonical)),
+            Err(number::OutOfDoubleRange) => Err(self.error("number out of the IEEE 754 double range")),
         }
-        Ok(Value::Number(value))
     }
 
     fn digits(&mut self) {
@@ -264,7 +330,7 @@ fn write_value(value: &Value, out: &mut String) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => write_number(*n, out),
+        Value::Number(n) => out.push_str(n),
         Value::String(s) => write_string(s, out),
         Value::Array(items) => {
             out.push('[');
@@ -291,15 +357,6 @@ fn write_value(value: &Value, out: &mut String) {
     }
 }
 
-/// ECMAScript's Number.prototype.toString, as RFC 8785 section 3.2.2.3 requires.
-fn write_number(n: f64, out: &mut String) {
-    if n == 0.0 {
-        out.push('0'); // also for -0
-    } else {
-        out.push_str(ryu_js::Buffer::new().format_finite(n));
-    }
-}
-
 /// RFC 8785 section 3.2.2.2: only '"', '\\' and control characters are escaped.
 pub(crate) fn write_string(s: &str, out: &mut String) {
     out.push('"');
@@ -321,7 +378,7 @@ pub(crate) fn write_string(s: &str, out: &mut String) {
 
 #[cfg(test)]
 mod tests {
-    use super::canonicalize;
+    use super::{canonicalize, parse, to_canonical, Value};
     use crate::error::Status;
 
     fn canon(s: &str) -> String {
@@ -340,9 +397,89 @@ mod tests {
     }
 
     #[test]
-    fn numbers_take_the_ecmascript_form() {
+    fn numbers_take_the_ecmascript_form_of_their_exact_value() {
         assert_eq!(canon("[1.0, 1e2, -0, 0.000001, 1e-7, 1e21, 123456789012345678901, 4.50]"),
-            "[1,100,0,0.000001,1e-7,1e+21,123456789012345680000,4.5]");
+            "[1,100,0,0.000001,1e-7,1e+21,123456789012345678901,4.5]");
+    }
+
+    #[test]
+    fn numbers_that_one_double_would_merge_stay_apart() {
+        for (a, b) in [
+            ("1700000000000000001", "1700000000000000000"),
+            ("9007199254740993", "9007199254740992"),
+            ("1e-400", "0"),
+            ("0.30000000000000001", "0.3"),
+        ] {
+            assert_ne!(canon(&format!("{{\"as_of_ns\":{a}}}")), canon(&format!("{{\"as_of_ns\":{b}}}")), "{a} vs {b}");
+        }
+        assert_eq!(canon(r#"{"as_of_ns": 1700000000000000001}"#), r#"{"as_of_ns":1700000000000000001}"#);
+        assert_eq!(canon("[1e-400, -1e-400]"), "[1e-400,-1e-400]");
+        assert_eq!(canon("[1, 1.0, 1e0, 10e-1, -0, 0.0e7]"), "[1,1,1,1,0,0]");
+    }
+
+    #[test]
+    fn huge_exponents_are_exact_or_refused_without_overflow() {
+        assert_eq!(canon("1e-99999999999999999999"), "1e-99999999999999999999");
+        assert_eq!(canon("0e99999999999999999999"), "0");
+        let err = canonicalize("1e99999999999999999999").unwrap_err();
+        assert!(err.message().contains("double range"), "{}", err.message());
+    }
+
+    /// An entry's key as its Parquet footer holds it reads back through the
+    /// same parser, with typed access to each part.
+    #[test]
+    fn parses_a_footer_shaped_key() {
+        let footer = r#"{"config":{"as_of_ns":1700000000000000001,"window":20},"end_date":19722,"feature_set":"ret\"urns","start_date":-3,"symbol":"AAPL"}"#;
+        let value = parse(footer).unwrap();
+        assert_eq!(to_canonical(&value), footer);
+        assert_eq!(value.get("symbol").and_then(Value::as_str), Some("AAPL"));
+        assert_eq!(value.get("feature_set").and_then(Value::as_str), Some("ret\"urns"));
+        assert_eq!(value.get("start_date").and_then(Value::as_i64), Some(-3));
+        assert_eq!(value.get("end_date").and_then(Value::as_i64), Some(19722));
+        let config = value.get("config").unwrap();
+        assert_eq!(to_canonical(config), r#"{"as_of_ns":1700000000000000001,"window":20}"#);
+        assert_eq!(config.get("as_of_ns").and_then(Value::as_i64), Some(1_700_000_000_000_000_001));
+        assert_eq!(config.get("window").and_then(Value::as_str), None, "a number is not a string");
+        assert!(value.get("missing").is_none());
+        assert!(value.get("symbol").unwrap().get("x").is_none(), "a string has no members");
+        // Parsed text need not be canonical; its value is.
+        let spaced = parse(r#" { "symbol" : "AAPL" , "end_date" : 1.9722e4 } "#).unwrap();
+        assert_eq!(spaced.get("end_date").and_then(Value::as_i64), Some(19722));
+        assert_eq!(to_canonical(&spaced), r#"{"end_date":19722,"symbol":"AAPL"}"#);
+    }
+
+    #[test]
+    fn as_i64_is_for_exact_integers_in_range() {
+        for (text, want) in [
+            ("9223372036854775807", Some(i64::MAX)),
+            ("-9223372036854775808", Some(i64::MIN)),
+            ("9223372036854775808", None),
+            ("1.5", None),
+            ("1e21", None),
+            ("2.0", Some(2)),
+            ("-0", Some(0)),
+            ("\"7\"", None),
+            ("null", None),
+        ] {
+            assert_eq!(parse(text).unwrap().as_i64(), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn parse_refuses_what_canonicalize_refuses() {
+        let err = parse(r#"{"symbol":"A","symbol":"B"}"#).unwrap_err();
+        assert_eq!(err.status(), Status::InvalidArgument);
+        assert_eq!(err.message(), "invalid JSON: duplicate member name \"symbol\"");
+        assert!(parse("[1,").unwrap_err().message().starts_with("invalid JSON at byte 3"));
+    }
+
+    #[test]
+    fn get_finds_names_in_utf16_order() {
+        let value = parse("{\"\u{fb01}\":1,\"\u{1f600}\":2,\"a\":3,\"\":4}").unwrap();
+        assert_eq!(value.get("\u{fb01}").and_then(Value::as_i64), Some(1));
+        assert_eq!(value.get("\u{1f600}").and_then(Value::as_i64), Some(2));
+        assert_eq!(value.get("a").and_then(Value::as_i64), Some(3));
+        assert_eq!(value.get("").and_then(Value::as_i64), Some(4));
     }
 
     #[test]

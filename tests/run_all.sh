@@ -59,7 +59,7 @@ if [ -z "${FSTORE_TEST_PG_DSN:-}" ]; then
 fi
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(build rust header c cpp go python demo faults soak)
+[ ${#steps[@]} -gt 0 ] || steps=(build rust fuzz header c cpp go python demo faults soak)
 passed=0
 failed=0
 failures=()
@@ -94,6 +94,8 @@ for step in "${steps[@]}"; do
   case $step in
     build) run_step build cargo build --release --lib --examples ;;
     rust) run_step rust cargo test --release ;;
+    # 60 s of property fuzzing in all, split between the targets; prints inputs run per target.
+    fuzz) run_step fuzz env FSTORE_FUZZ_SECONDS=60 cargo test --release --test fuzz -- --test-threads=1 --nocapture ;;
     header) run_step header header_compiles ;;
     c) run_step c bash tests/c/run.sh ;;
     cpp) run_step cpp bash bindings/cpp/run_tests.sh ;;
@@ -102,7 +104,7 @@ for step in "${steps[@]}"; do
     demo) run_step demo cargo run --release --example training_workers -- --fresh --workers 4 --epochs 3 --compute-ms 5 ;;
     faults) run_step faults cargo test --release --test faults -- --nocapture --test-threads=1 ;;
     soak) run_step soak cargo test --release --test soak -- --nocapture ;;
-    *) echo "unknown step '$step' (steps: build rust header c cpp go python demo faults soak)" >&2; exit 2 ;;
+    *) echo "unknown step '$step' (steps: build rust fuzz header c cpp go python demo faults soak)" >&2; exit 2 ;;
   esac
 done
 

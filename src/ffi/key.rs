@@ -10,7 +10,17 @@ use crate::error::Result;
 /// The five parts of a cache key. Strings are NUL-terminated UTF-8; a symbol
 /// or feature set is 1 to 1,024 bytes. Dates are days since 1970-01-01 (Arrow
 /// date32), `end_date >= start_date`. `config` is JSON text (NULL or empty
-/// means `{}`), canonicalised (RFC 8785) so that equal configs name one entry.
+/// means `{}`), canonicalised (RFC 8785: member order, whitespace and escape
+/// spelling do not matter; duplicate member names are refused) so that equal
+/// configs name one entry and different ones never do. Numbers are compared
+/// by their exact decimal value, not as doubles: `1`, `1.0`, `1e0` and `10e-1`
+/// are equal and `-0` is `0`, but `1700000000000000001` and
+/// `1700000000000000000` (or `1e-400` and `0`) are different configs, so
+/// nanosecond timestamps and 64-bit ids need no quoting. A number prints in
+/// ECMAScript notation from its own digits, which for every shortest
+/// round-trip double (what JSON serialisers emit; where two shortest forms
+/// tie, the one ECMAScript picks) is exactly RFC 8785's output. Numbers too
+/// large for a double (`1e400`) are refused.
 #[repr(C)]
 pub struct fstore_key {
     pub feature_set: *const c_char,

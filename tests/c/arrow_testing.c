@@ -118,15 +118,18 @@ static int stream_get_schema(struct ArrowArrayStream *stream, struct ArrowSchema
   return 0;
 }
 
-/* A child array owns its buffer pointers and its slice of values. */
+/* A child array owns its buffer pointers, its slice of values and its
+ * validity bitmap, if any. */
 typedef struct column_private {
   const void *buffers[2];
   unsigned char *values;
+  unsigned char *bitmap;
 } column_private;
 
 static void column_release(struct ArrowArray *array) {
   column_private *p = (column_private *)array->private_data;
   free(p->values);
+  free(p->bitmap);
   free(p);
   array->release = NULL;
   live_add(-1);
@@ -205,6 +208,19 @@ static int stream_get_next(struct ArrowArrayStream *stream, struct ArrowArray *o
     child->release = column_release;
     child->private_data = c;
     live_add(1);
+    if (i == n_children - 1 && (s->kind == AT_STREAM_NULLS_NO_BITMAP || s->kind == AT_STREAM_NULL_COUNT_LIE)) {
+      child->null_count = 1;
+    }
+    if (i == n_children - 1 && s->kind == AT_STREAM_NULL_COUNT_LIE) {
+      size_t bitmap_size = (size_t)(end - first + 7) / 8;
+      c->bitmap = (unsigned char *)malloc(bitmap_size + 1);
+      if (c->bitmap == NULL) {
+        out->release(out);
+        return ENOMEM;
+      }
+      memset(c->bitmap, 0xff, bitmap_size + 1);
+      c->buffers[0] = c->bitmap;
+    }
   }
   s->next_batch++;
   return 0;

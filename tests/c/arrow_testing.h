@@ -35,7 +35,9 @@ typedef enum at_stream_kind {
   AT_STREAM_OK,              /* every batch, then end of stream */
   AT_STREAM_FAIL_AFTER_FIRST,/* first batch, then get_next fails with EIO */
   AT_STREAM_WRONG_CHILDREN,  /* batches have one child fewer than the schema */
-  AT_STREAM_FAIL_SCHEMA      /* get_schema fails with EIO */
+  AT_STREAM_FAIL_SCHEMA,     /* get_schema fails with EIO */
+  AT_STREAM_NULLS_NO_BITMAP, /* the last column declares a null but has no validity bitmap */
+  AT_STREAM_NULL_COUNT_LIE   /* the last column's bitmap has every row valid, yet declares a null */
 } at_stream_kind;
 
 /* The last error text of the broken streams, for message checks. */

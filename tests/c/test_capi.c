@@ -1140,7 +1140,22 @@ static void test_bad_put_streams(void) {
          "does not match the stream's schema");
   CHECK(stream.release == NULL);
   FIXTURE_INTACT(&f);
+  /* Arrays whose contents contradict what they declare, within honest sizes. */
+  make_sample(&stream, 10, 3, 40, 1.0, AT_STREAM_NULLS_NO_BITMAP);
+  EXPECT(fstore_store_put(f.store, &key, &stream, &err), FSTORE_STATUS_INVALID_DATA, err,
+         "column 'volume' has null_count 1 but no validity bitmap");
+  CHECK(stream.release == NULL);
+  FIXTURE_INTACT(&f);
+  make_sample(&stream, 10, 3, 40, 1.0, AT_STREAM_NULL_COUNT_LIE);
+  EXPECT(fstore_store_put(f.store, &key, &stream, &err), FSTORE_STATUS_INVALID_DATA, err,
+         "column 'volume' is invalid");
+  CHECK(stream.release == NULL);
+  FIXTURE_INTACT(&f);
   /* A failed put over an existing entry leaves the old data in place. */
+  make_sample(&stream, 10, 3, 40, 1.0, AT_STREAM_NULL_COUNT_LIE);
+  EXPECT(fstore_store_put(f.store, &f.good, &stream, &err), FSTORE_STATUS_INVALID_DATA, err,
+         "null_count");
+  FIXTURE_INTACT(&f);
   make_sample(&stream, 10, 3, 40, 1.0, AT_STREAM_FAIL_AFTER_FIRST);
   EXPECT(fstore_store_put(f.store, &f.good, &stream, &err), FSTORE_STATUS_INVALID_DATA, err,
          "simulated read failure");
