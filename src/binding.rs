@@ -14,9 +14,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
-
 use crate::error::{Error, Result};
+use crate::jcs::{self, Value};
 use crate::manifest::{Backend, Identity};
 use crate::options::{LockGranularity, Options};
 
@@ -42,25 +41,32 @@ impl Binding {
         }
     }
 
-    fn to_json(&self) -> Value {
-        let mut doc = json!({
-            "format": 1,
-            "backend": self.backend.name(),
-            "lock.granularity": self.granularity.name(),
-            "lock.namespace": self.namespace,
-        });
+    /// The record's text: JSON, one member per line, for people who look.
+    fn to_json(&self) -> String {
+        let string = |s: &str| {
+            let mut out = String::new();
+            jcs::write_string(s, &mut out);
+            out
+        };
+        let mut members = vec![
+            format!("\"format\": 1"),
+            format!("\"backend\": {}", string(self.backend.name())),
+            format!("\"lock.granularity\": {}", string(self.granularity.name())),
+            format!("\"lock.namespace\": {}", string(&self.namespace)),
+        ];
         if let Some(pg) = &self.postgres {
-            doc["postgres"] = json!({
-                "database": pg.database,
-                "schema": pg.schema,
-                "installation": pg.installation,
-            });
+            members.push(format!(
+                "\"postgres\": {{\"database\": {}, \"schema\": {}, \"installation\": {}}}",
+                string(&pg.database),
+                string(&pg.schema),
+                string(&pg.installation)
+            ));
         }
-        doc
+        format!("{{\n  {}\n}}\n", members.join(",\n  "))
     }
 
     fn from_json(doc: &Value) -> std::result::Result<Binding, String> {
-        let text = |v: &Value, name: &str| v.get(name).and_then(Value::as_str).map(str::to_string).ok_or(format!("no '{name}'"));
+        let text = |v: &Value, name: &str| v.get(name).and_then(|v| v.as_str()).map(str::to_string).ok_or(format!("no '{name}'"));
         let backend = match text(doc, "backend")?.as_str() {
             "duckdb" => Backend::DuckDb,
             "postgres" => Backend::Postgres,
@@ -112,7 +118,7 @@ pub(crate) fn read(cache_dir: &Path) -> Result<Option<Binding>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(format!("cannot read {}", path.display()), e)),
     };
-    let doc: Value = serde_json::from_str(&text)
+    let doc = jcs::parse(&text)
         .map_err(|e| Error::invalid_state(format!("{} is not valid JSON ({e}); fix it or rebind the directory", path.display())))?;
     Binding::from_json(&doc)
         .map(Some)
@@ -157,9 +163,7 @@ pub(crate) fn mismatch(cache_dir: &Path, bound: &Binding, wanted: &Binding) -> E
 fn write(cache_dir: &Path, binding: &Binding, replace: bool) -> io::Result<()> {
     let final_path = path(cache_dir);
     let temp = cache_dir.join(format!(".{FILE}.{}.{}.tmp", std::process::id(), crate::storage::random_hex()));
-    let mut text = serde_json::to_string_pretty(&binding.to_json()).expect("JSON values serialise");
-    text.push('\n');
-    let result = fs::write(&temp, text)
+    let result = fs::write(&temp, binding.to_json())
         .and_then(|_| fs::File::open(&temp)?.sync_all())
         .and_then(|_| if replace { fs::rename(&temp, &final_path) } else { fs::hard_link(&temp, &final_path) })
         .and_then(|_| fs::File::open(cache_dir)?.sync_all());

@@ -29,8 +29,7 @@ pub fn canonicalize(text: &str) -> Result<String> {
 
 /// Parses `text` with the same strict rules into its canonical value (e.g.
 /// an entry's key as stored in its file's footer, when maintenance
-/// re-indexes the file).
-#[cfg_attr(not(test), allow(dead_code))]
+/// re-indexes the file, or a cache directory's binding).
 pub(crate) fn parse(text: &str) -> Result<Value> {
     parse_as(text, "JSON")
 }
@@ -65,8 +64,6 @@ pub(crate) enum Value {
     Object(Vec<(String, Value)>),
 }
 
-// The accessors serve code that reads keys back from entry footers.
-#[cfg_attr(not(test), allow(dead_code))]
 impl Value {
     /// The member `name` of an object; `None` for a missing member or a non-object.
     pub(crate) fn get(&self, name: &str) -> Option<&Value> {

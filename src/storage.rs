@@ -317,17 +317,13 @@ fn decode(path: &Path, builder: ParquetRecordBatchReaderBuilder<Bytes>, columns:
 
 /// The key written in a footer, read back.
 fn key_from_footer(json: &str) -> std::result::Result<Key, String> {
-    #[derive(serde::Deserialize)]
-    struct Footer<'a> {
-        #[serde(borrow)]
-        config: &'a serde_json::value::RawValue,
-        end_date: i32,
-        feature_set: String,
-        start_date: i32,
-        symbol: String,
-    }
-    let f: Footer = serde_json::from_str(json).map_err(|e| e.to_string())?;
-    Ok(Key::new(f.feature_set, f.symbol, f.start_date, f.end_date, f.config.get()))
+    let doc = crate::jcs::parse(json).map_err(|e| e.message().to_string())?;
+    let text = |name: &str| doc.get(name).and_then(|v| v.as_str()).map(str::to_string).ok_or(format!("no '{name}'"));
+    let date = |name: &str| {
+        doc.get(name).and_then(|v| v.as_i64()).and_then(|d| i32::try_from(d).ok()).ok_or(format!("no '{name}'"))
+    };
+    let config = doc.get("config").map(crate::jcs::to_canonical).ok_or("no 'config'")?;
+    Ok(Key::new(text("feature_set")?, text("symbol")?, date("start_date")?, date("end_date")?, config))
 }
 
 fn write_parquet(file: File, temp: &Path, key: &ResolvedKey, data: &Data) -> Result<(u64, String)> {
