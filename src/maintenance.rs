@@ -99,7 +99,7 @@ impl Run<'_> {
     }
 
     /// Checks every row against its file; returns the entry ids whose rows
-    /// point at an existing file.
+    /// point at a file (so that the file walk leaves those files alone).
     fn rows(&mut self) -> Result<HashSet<String>> {
         let mut indexed = HashSet::new();
         let mut stale = Vec::new();
@@ -114,12 +114,10 @@ impl Run<'_> {
             match fs::metadata(&path) {
                 Ok(meta) => {
                     let modified = meta.modified().unwrap_or(self.now);
-                    if self.expired(row.created_at_us)
-                        && self.settled(modified)
-                        && self.expire(&path, &meta, &row.symbol, &row.entry_id, Some(&row))?
-                    {
-                        continue;
+                    if self.expired(row.created_at_us) && self.settled(modified) {
+                        self.expire(&path, &meta, &row.symbol, &row.entry_id, Some(&row))?;
                     }
+                    // Accounted for by its row (removed, or kept): the file walk skips it.
                     indexed.insert(row.entry_id);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -190,16 +188,16 @@ impl Run<'_> {
     }
 
     /// Removes an expired entry under its lock, unless its file changed
-    /// since the scan (republished meanwhile). Returns whether it went.
-    fn expire(&mut self, path: &Path, scanned: &fs::Metadata, symbol: &str, entry_id: &str, row: Option<&ManifestRow>) -> Result<bool> {
+    /// since the scan (republished meanwhile).
+    fn expire(&mut self, path: &Path, scanned: &fs::Metadata, symbol: &str, entry_id: &str, row: Option<&ManifestRow>) -> Result<()> {
         if !self.remove_locked(path, scanned, entry_id, Some(symbol))? {
-            return Ok(false);
+            return Ok(());
         }
         self.report.expired_entries += 1;
         if let (Some(row), false) = (row, self.options.dry_run) {
             self.store.manifest.forget_unchanged(&[(row.entry_id.clone(), row.created_at_us)])?;
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Removes `path` under the entry's lock if it is still the file the
@@ -239,20 +237,8 @@ impl Run<'_> {
 }
 
 fn row_of(store: &Store, path: &Path, found: &Inspected, created_at_us: i64) -> ManifestRow {
-    let key = &found.key;
-    ManifestRow {
-        entry_id: key.entry_id.clone(),
-        feature_set: key.key.feature_set.clone(),
-        symbol: key.key.symbol.clone(),
-        start_date: key.key.start_date,
-        end_date: key.key.end_date,
-        config: key.canonical_config.clone(),
-        path: path.strip_prefix(store.cache_dir()).unwrap_or(path).display().to_string(),
-        rows: found.rows,
-        bytes: found.bytes,
-        checksum: found.checksum.clone(),
-        created_at_us,
-    }
+    let (rows, bytes, checksum) = (found.rows, found.bytes, found.checksum.clone());
+    ManifestRow::new(&found.key, path, store.cache_dir(), rows, bytes, checksum, created_at_us)
 }
 
 fn micros_since_epoch(t: SystemTime) -> i64 {

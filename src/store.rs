@@ -602,20 +602,9 @@ fn connect_postgres(
     }
 }
 
-pub(crate) fn manifest_row(key: &ResolvedKey, published: &Published, cache_dir: &Path) -> ManifestRow {
-    ManifestRow {
-        entry_id: key.entry_id.clone(),
-        feature_set: key.key.feature_set.clone(),
-        symbol: key.key.symbol.clone(),
-        start_date: key.key.start_date,
-        end_date: key.key.end_date,
-        config: key.canonical_config.clone(),
-        path: published.path.strip_prefix(cache_dir).unwrap_or(&published.path).display().to_string(),
-        rows: published.rows,
-        bytes: published.bytes,
-        checksum: published.checksum.clone(),
-        created_at_us: manifest::now_us(),
-    }
+fn manifest_row(key: &ResolvedKey, published: &Published, cache_dir: &Path) -> ManifestRow {
+    let (rows, bytes, checksum) = (published.rows, published.bytes, published.checksum.clone());
+    ManifestRow::new(key, &published.path, cache_dir, rows, bytes, checksum, manifest::now_us())
 }
 
 pub(crate) fn describe(key: &Key) -> String {

@@ -49,7 +49,12 @@ if [ ! -x "$venv/bin/python" ]; then
     fi
 fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check --quiet)
-"${pip[@]}" install "pyarrow>=15" "pytest>=7"
+# python-dateutil: without it pyarrow tries `import dateutil` again on every
+# conversion of Python strings, taking that module's import lock each time; a
+# fork while another thread holds it leaves the child blocked on its next
+# conversion (CPython does not reset per-module import locks in a child). The
+# fork tests test libfstore, not that.
+"${pip[@]}" install "pyarrow>=15" "pytest>=7" "python-dateutil>=2.8"
 # polars only shows that other Arrow consumers read the results: optional.
 "${pip[@]}" install "polars>=1" 2>/dev/null || echo "run_tests.sh: polars not installed; its test will be skipped"
 

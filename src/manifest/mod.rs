@@ -5,6 +5,7 @@
 mod duckdb;
 mod postgres;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Date32Array, StringArray, TimestampMicrosecondArray, UInt64Array};
@@ -15,6 +16,7 @@ pub(crate) use self::duckdb::DuckDbManifest;
 pub(crate) use self::postgres::{Identity, PostgresManifest};
 use crate::data::Data;
 use crate::error::{Error, Result};
+use crate::key::ResolvedKey;
 use crate::lock::Held;
 
 /// One manifest row: an entry and where its file is.
@@ -34,6 +36,33 @@ pub struct ManifestRow {
     pub checksum: String,
     /// Microseconds since the Unix epoch.
     pub created_at_us: i64,
+}
+
+impl ManifestRow {
+    /// The row of the entry of `key`, whose file is `path` in `cache_dir`.
+    pub(crate) fn new(
+        key: &ResolvedKey,
+        path: &Path,
+        cache_dir: &Path,
+        rows: u64,
+        bytes: u64,
+        checksum: String,
+        created_at_us: i64,
+    ) -> ManifestRow {
+        ManifestRow {
+            entry_id: key.entry_id.clone(),
+            feature_set: key.key.feature_set.clone(),
+            symbol: key.key.symbol.clone(),
+            start_date: key.key.start_date,
+            end_date: key.key.end_date,
+            config: key.canonical_config.clone(),
+            path: path.strip_prefix(cache_dir).unwrap_or(path).display().to_string(),
+            rows,
+            bytes,
+            checksum,
+            created_at_us,
+        }
+    }
 }
 
 /// Where the manifest lives.

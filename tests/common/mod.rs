@@ -116,19 +116,9 @@ pub struct Children {
 
 impl Children {
     pub fn spawn(entry: &str, envs: &[Vec<(String, String)>]) -> Children {
-        let exe = std::env::current_exe().unwrap();
         let mut children = Vec::new();
         for env in envs {
-            let child = Command::new(&exe)
-                .args(["--exact", entry, "--nocapture", "--test-threads=1"])
-                .env("FSTORE_TEST_CHILD", "1")
-                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .unwrap();
-            children.push(child);
+            children.push(child_command(entry, env, &[]).spawn().unwrap());
         }
         Children { children }
     }
@@ -173,6 +163,29 @@ impl Children {
         }
         results
     }
+}
+
+/// A re-execution of this test binary that runs test `entry` with
+/// FSTORE_TEST_CHILD and `env` set, under `wrapper` (a command and its
+/// arguments, such as `ip netns exec NS`, or nothing); stdin and stdout piped.
+pub fn child_command(entry: &str, env: &[(String, String)], wrapper: &[String]) -> Command {
+    let exe = std::env::current_exe().unwrap();
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(&exe);
+            c
+        }
+        None => Command::new(&exe),
+    };
+    command
+        .args(["--exact", entry, "--nocapture", "--test-threads=1"])
+        .env("FSTORE_TEST_CHILD", "1")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    command
 }
 
 /// In a child: announce readiness and block until the parent releases the barrier.

@@ -3,7 +3,7 @@
 //! `unshare --mount`), killed if the test ends before they do.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -22,24 +22,9 @@ impl Worker {
     /// Runs test `entry` of this binary with FSTORE_TEST_CHILD and `env` set,
     /// under `wrapper` (a command and its arguments, or nothing).
     pub fn spawn(name: &str, entry: &str, env: &[(String, String)], wrapper: &[String]) -> Worker {
-        let exe = std::env::current_exe().unwrap();
-        let mut command = match wrapper.split_first() {
-            Some((program, args)) => {
-                let mut c = Command::new(program);
-                c.args(args).arg(&exe);
-                c
-            }
-            None => Command::new(&exe),
-        };
-        let mut child = command
-            .args(["--exact", entry, "--nocapture", "--test-threads=1"])
-            .env("FSTORE_TEST_CHILD", "1")
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+        let mut child = super::child_command(entry, env, wrapper)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start worker {name} ({wrapper:?} {}): {e}", exe.display()));
+            .unwrap_or_else(|e| panic!("cannot start worker {name} ({wrapper:?}): {e}"));
         let stdout = child.stdout.take().unwrap();
         let (sender, lines) = mpsc::channel();
         std::thread::spawn(move || {

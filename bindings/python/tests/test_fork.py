@@ -10,6 +10,7 @@ exit code, never through the parent's stdout.
 
 from __future__ import annotations
 
+import faulthandler
 import multiprocessing
 import os
 import random
@@ -231,6 +232,9 @@ def fork_worker(cache_dir: str, options: dict, n: int) -> Child:
             def step(text: str) -> None:
                 os.write(write_end, (text + "\n").encode())
 
+            # A hung child is sent SIGUSR1 and writes every thread's Python stack into its pipe.
+            faulthandler.register(signal.SIGUSR1, file=open(write_end, "w", closefd=False), all_threads=True)
+
             seen = work_in_child(cache_dir, options, n, step)
             code = 0 if seen["own_ok"] and seen["shared_ok"] else 2
             if code:
@@ -295,6 +299,8 @@ def test_children_forked_while_threads_compute_open_their_own_stores(cache_dir, 
                 outcome = child.poll()
                 if outcome is None and time.monotonic() - child.forked_at >= CHILD_BOUND:
                     report = describe_process(child.pid)
+                    os.kill(child.pid, signal.SIGUSR1)  # its Python stacks, into its pipe
+                    time.sleep(0.5)
                     kill_and_reap(child.pid)
                     outcome = ("hung", report)
                 if outcome is not None:

@@ -256,6 +256,6 @@ def test_closed_store_refuses_calls(cache_dir, key):
 def test_a_reopened_store_sees_entries(cache_dir, key):
     with fstore.Store(cache_dir) as first:
         first.put(key, make_table(3))
-    with fstore.Store(cache_dir, options={"verify_checksums": True, "lock.granularity": "entry"}) as second:
+    with fstore.Store(cache_dir, options={"verify_checksums": True}) as second:
         assert pa.table(second.get(key)).equals(make_table(3))
         assert pa.table(second.entries()).num_rows == 1
