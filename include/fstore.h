@@ -132,6 +132,10 @@ typedef struct fstore_key {
  Computes the data of `key` into `out` and returns FSTORE_STATUS_OK, or
  returns another status (optionally describing it with `fstore_error_set`).
  Runs on the thread that called `fstore_store_get_or_compute`.
+ FSTORE_STATUS_CANCELLED or FSTORE_STATUS_TIMEOUT say that the callback's
+ own caller gave up: that call returns the same status, and calls waiting
+ for this compute take it over. Any other status fails the compute: its
+ caller and every waiter get FSTORE_STATUS_CALLBACK_FAILED.
  */
 typedef fstore_status (*fstore_compute_fn)(void *userdata,
                                            const struct fstore_key *key,
@@ -347,6 +351,16 @@ fstore_status fstore_request_set_columns(struct fstore_request *request,
 fstore_status fstore_request_set_timeout_ms(struct fstore_request *request,
                                             int64_t timeout_ms,
                                             struct fstore_error *error);
+
+/*
+ Waits of calls with this request end `ms_from_now` milliseconds from now
+ at the latest. Unlike a timeout, a deadline only ever shortens the wait
+ (the store's `wait.timeout_ms`, or the request's timeout): use it for a
+ caller's own deadline, such as a Go context's. Negative clears it.
+ */
+fstore_status fstore_request_set_deadline_ms(struct fstore_request *request,
+                                             int64_t ms_from_now,
+                                             struct fstore_error *error);
 
 /*
  Cancels every wait of calls that use `request`, now and later: they return
