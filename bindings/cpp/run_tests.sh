@@ -21,7 +21,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-lib_dir=${FSTORE_LIB_DIR:-${CARGO_TARGET_DIR:-$HOME/.cache/fstore-target}/release}
+lib_dir_default=${CARGO_TARGET_DIR:-$HOME/.cache/fstore-target}/release
+lib_dir=${FSTORE_LIB_DIR:-$lib_dir_default}
 vectors=${FSTORE_LOCK_KEY_VECTORS:-$root/tests/vectors/lock_keys.json}
 
 missing=()
@@ -32,7 +33,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   printf 'run_tests.sh: missing: %s\n' "${missing[@]}" >&2
   exit 1
 fi
-lib_dir=$(cd "$lib_dir" 2>/dev/null && pwd) || { echo "run_tests.sh: FSTORE_LIB_DIR ($lib_dir) does not exist; run 'cargo build --release' first" >&2; exit 1; }
+lib_dir=$(cd "$lib_dir" 2>/dev/null && pwd) || { echo "run_tests.sh: FSTORE_LIB_DIR (${FSTORE_LIB_DIR:-$lib_dir_default}) does not exist; run 'cargo build --release' first" >&2; exit 1; }
 [ -f "$lib_dir/libfstore.so" ] && [ -f "$lib_dir/libfstore.a" ] || {
   echo "run_tests.sh: libfstore.so or libfstore.a missing in $lib_dir; run 'cargo build --release' first" >&2; exit 1; }
 vectors=$(cd "$(dirname "$vectors")" && pwd)/$(basename "$vectors")

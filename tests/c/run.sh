@@ -19,9 +19,10 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-lib_dir=${FSTORE_LIB_DIR:-${CARGO_TARGET_DIR:-$HOME/.cache/fstore-target}/release}
+lib_dir_default=${CARGO_TARGET_DIR:-$HOME/.cache/fstore-target}/release
+lib_dir=${FSTORE_LIB_DIR:-$lib_dir_default}
 vectors=${FSTORE_LOCK_KEY_VECTORS:-$root/tests/vectors/lock_keys.json}
-lib_dir=$(cd "$lib_dir" 2>/dev/null && pwd) || { echo "run.sh: FSTORE_LIB_DIR ($lib_dir) does not exist; run 'cargo build --release' first" >&2; exit 1; }
+lib_dir=$(cd "$lib_dir" 2>/dev/null && pwd) || { echo "run.sh: FSTORE_LIB_DIR (${FSTORE_LIB_DIR:-$lib_dir_default}) does not exist; run 'cargo build --release' first" >&2; exit 1; }
 vectors=$(cd "$(dirname "$vectors")" && pwd)/$(basename "$vectors")
 
 if [ -z "${CC:-}" ]; then
