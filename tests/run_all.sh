@@ -63,20 +63,46 @@ steps=("$@")
 passed=0
 failed=0
 failures=()
+# One row per step that ran, for the summary at the end.
+step_names=()
+step_results=()
+step_seconds=()
 run_step() { # run_step NAME COMMAND...
   local name=$1
   shift
   echo
   echo "=== $name: $*"
-  local started=$SECONDS
-  if "$@"; then
+  local started=$SECONDS result=passed elapsed
+  "$@" || result=FAILED
+  elapsed=$((SECONDS - started))
+  if [ "$result" = passed ]; then
     passed=$((passed + 1))
-    echo "=== $name: passed in $((SECONDS - started)) s"
+    echo "=== $name: passed in $elapsed s"
   else
     failed=$((failed + 1))
     failures+=("$name")
-    echo "=== $name: FAILED after $((SECONDS - started)) s"
+    echo "=== $name: FAILED after $elapsed s"
   fi
+  step_names+=("$name")
+  step_results+=("$result")
+  step_seconds+=("$elapsed")
+}
+
+minutes() { # minutes SECONDS: "12 min 5 s"
+  echo "$(($1 / 60)) min $(($1 % 60)) s"
+}
+
+# Every step's status and time, and the whole run's wall time (server start
+# included), so the time left under CI's limit stays visible.
+print_summary() {
+  local i
+  echo
+  echo "=== summary"
+  printf '%-10s %-7s %8s\n' step status seconds
+  for i in "${!step_names[@]}"; do
+    printf '%-10s %-7s %8s\n' "${step_names[$i]}" "${step_results[$i]}" "${step_seconds[$i]}"
+  done
+  echo "total wall time: $SECONDS s ($(minutes "$SECONDS"))"
 }
 
 header_compiles() {
@@ -108,7 +134,7 @@ for step in "${steps[@]}"; do
   esac
 done
 
-echo
+print_summary
 [ ${#failures[@]} -eq 0 ] || echo "failed steps: ${failures[*]}"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -8,6 +8,42 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ---- hand-offs that ThreadSanitizer cannot see --------------------------- */
+
+/*
+ * libfstore hands a producer's batches to other threads: every caller waiting
+ * on a compute reads the leader's batches, and the last one to let go calls
+ * their release callback, on its own thread. The ordering comes from
+ * libfstore's Mutex, Condvar and Arc, inside uninstrumented Rust, so
+ * ThreadSanitizer sees none of it. These declare the edges libfstore
+ * guarantees, for this memory only: a batch is complete before anyone reads
+ * it (published at the end of get_next, received before reading), and every
+ * reader is done before the batch is freed (published after reading,
+ * received in the release callbacks). A reader that overlaps a write or a
+ * free in time is still reported. No-ops without ThreadSanitizer.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define AT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define AT_TSAN 1
+#endif
+#endif
+
+#ifdef AT_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+static void handoff_publish(const void *addr) {
+  if (addr != NULL) __tsan_release((void *)addr);
+}
+static void handoff_receive(const void *addr) {
+  if (addr != NULL) __tsan_acquire((void *)addr);
+}
+#else
+static void handoff_publish(const void *addr) { (void)addr; }
+static void handoff_receive(const void *addr) { (void)addr; }
+#endif
+
 /* ---- the live-object counter ------------------------------------------ */
 
 static pthread_mutex_t live_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -128,6 +164,8 @@ typedef struct column_private {
 
 static void column_release(struct ArrowArray *array) {
   column_private *p = (column_private *)array->private_data;
+  handoff_receive(p);
+  handoff_receive(p->values);
   free(p->values);
   free(p->bitmap);
   free(p);
@@ -144,6 +182,7 @@ typedef struct batch_private {
 static void batch_release(struct ArrowArray *array) {
   batch_private *p = (batch_private *)array->private_data;
   int64_t i;
+  handoff_receive(p);
   for (i = 0; i < array->n_children; i++) {
     if (p->children[i].release != NULL) p->children[i].release(&p->children[i]);
   }
@@ -223,6 +262,12 @@ static int stream_get_next(struct ArrowArrayStream *stream, struct ArrowArray *o
     }
   }
   s->next_batch++;
+  for (i = 0; i < n_children; i++) {
+    const column_private *c = (const column_private *)p->children[i].private_data;
+    handoff_publish(c);
+    handoff_publish(c->values);
+  }
+  handoff_publish(p);
   return 0;
 }
 
@@ -310,6 +355,18 @@ static int grow(void **buffer, int64_t count, size_t size) {
 
 static int is_int64_format(const char *f) {
   return strcmp(f, "l") == 0 || strcmp(f, "L") == 0 || strcmp(f, "tdm") == 0 || strncmp(f, "ts", 2) == 0;
+}
+
+/* Declares a reader's hold on `array`'s buffers: taken before reading them,
+ * given back after (see "hand-offs" above). */
+static void handoff_receive_buffers(const struct ArrowArray *array) {
+  int64_t i;
+  for (i = 0; i < array->n_buffers; i++) handoff_receive(array->buffers[i]);
+}
+
+static void handoff_publish_buffers(const struct ArrowArray *array) {
+  int64_t i;
+  for (i = 0; i < array->n_buffers; i++) handoff_publish(array->buffers[i]);
 }
 
 /* Appends `child`'s rows (starting at `offset`, the parent's and its own) to `col`. */
@@ -429,7 +486,9 @@ int at_stream_read(struct ArrowArrayStream *stream, at_table *out, char *err, si
       if (child->length < batch.offset + batch.length) {
         rc = fail(err, err_len, "column %d of batch %d is shorter than the batch", i, out->n_batches);
       } else {
+        handoff_receive_buffers(child);
         rc = append_column(&out->columns[i], child, batch.offset + child->offset, batch.length, err, err_len);
+        handoff_publish_buffers(child);
       }
     }
     out->n_rows += batch.length;
