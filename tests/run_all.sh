@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test in every language: Rust (core, C ABI, processes), the C
-# program under valgrind, C++ with CMake/ctest, Go, Python, and a demo smoke run.
+# Runs every test in every language: Rust (core, C ABI, processes, forks),
+# 60 s of property fuzzing, the C program plainly, under valgrind and under
+# ASan+UBSan, C++ with CMake/ctest (plainly, ASan+UBSan, TSan), Go, Python, a
+# demo smoke run, the fault tests (a host cut off in a network namespace, a
+# server that ends idle transactions, a full disk; root only) and a soak.
 #
 #   tests/run_all.sh            # everything
 #   tests/run_all.sh rust go    # only some steps
@@ -119,7 +122,7 @@ header_compiles() {
 for step in "${steps[@]}"; do
   case $step in
     build) run_step build cargo build --release --lib --examples ;;
-    rust) run_step rust cargo test --release ;;
+    rust) run_step rust cargo test --release --no-fail-fast ;;
     # 60 s of property fuzzing in all, split between the targets; prints inputs run per target.
     fuzz) run_step fuzz env FSTORE_FUZZ_SECONDS=60 cargo test --release --test fuzz -- --test-threads=1 --nocapture ;;
     header) run_step header header_compiles ;;
