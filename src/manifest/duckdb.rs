@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use duckdb::{params, AccessMode, Config, Connection};
 
@@ -29,10 +29,14 @@ use crate::sync::lock;
 pub(crate) const SCHEMA_VERSION: i32 = 1;
 pub(crate) const DATABASE_FILE: &str = "manifest.duckdb";
 const LOCK_FILE: &str = "manifest.lock";
-/// After writing a batch, a writer leaves `manifest.lock` alone this long:
-/// other processes' writers poll for it, and a writer that took it back at
-/// once, batch after batch, would starve them (and their `flush`/`close`).
-const YIELD_AFTER_BATCH: Duration = Duration::from_millis(10);
+/// After writing a batch, a writer leaves `manifest.lock` alone at least this
+/// long, and at least as long as the batch took (up to [`MAX_YIELD_AFTER_BATCH`]):
+/// other processes poll for it, and a writer that took it back at once,
+/// batch after batch, would starve them (their writers, `open`, `flush` and
+/// `close`). Yielding as long as it held the lock keeps it free at least half
+/// the time however slow the machine (a loaded host, valgrind).
+const MIN_YIELD_AFTER_BATCH: Duration = Duration::from_millis(10);
+const MAX_YIELD_AFTER_BATCH: Duration = Duration::from_secs(1);
 
 enum Change {
     Upsert(ManifestRow),
@@ -213,6 +217,7 @@ fn write_loop(db_path: &Path, lock_path: &Path, stop: &Request, changes: Receive
         let mut batch = vec![first];
         batch.extend(changes.try_iter());
         let (edits, flushes): (Vec<_>, Vec<_>) = batch.into_iter().partition(|c| !matches!(c, Change::Flush(_)));
+        let started = Instant::now();
         if !edits.is_empty() {
             if let Err(e) = with_connection(db_path, lock_path, Access::Write, &wait, |conn| apply(conn, &edits)) {
                 log::warn!("libfstore: manifest update failed ({} changes dropped): {e}", edits.len());
@@ -225,7 +230,7 @@ fn write_loop(db_path: &Path, lock_path: &Path, stop: &Request, changes: Receive
             }
         }
         if !edits.is_empty() {
-            std::thread::sleep(YIELD_AFTER_BATCH);
+            std::thread::sleep(started.elapsed().clamp(MIN_YIELD_AFTER_BATCH, MAX_YIELD_AFTER_BATCH));
         }
     }
 }
