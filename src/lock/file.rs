@@ -251,7 +251,10 @@ mod tests {
         });
         assert_eq!(overlaps.load(Ordering::SeqCst), 0, "two holders at once");
         assert!(swept.load(Ordering::SeqCst) > 0, "the sweeper never removed a lock file");
-        assert_eq!(locks.sweep().unwrap(), 0);
+        // Nobody holds a lock now: one sweep removes what the racing sweeper
+        // left (the last locker may have released after its last pass).
+        assert!(locks.sweep().unwrap() <= 1);
         assert_eq!(std::fs::read_dir(dir.path().join(LOCK_DIR)).unwrap().count(), 0);
+        assert_eq!(locks.sweep().unwrap(), 0);
     }
 }

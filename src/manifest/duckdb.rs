@@ -37,6 +37,11 @@ const LOCK_FILE: &str = "manifest.lock";
 /// the time however slow the machine (a loaded host, valgrind).
 const MIN_YIELD_AFTER_BATCH: Duration = Duration::from_millis(10);
 const MAX_YIELD_AFTER_BATCH: Duration = Duration::from_secs(1);
+/// `flush` and `close` wait for the writer at least this long, whatever the
+/// store's wait timeout: a timeout chosen for waits on other processes'
+/// computes (say 300 ms) should not make a busy host drop its own rows. A
+/// writer held up longer is blocked by a stopped process, which is reported.
+const MIN_FLUSH_WAIT: Duration = Duration::from_secs(2);
 
 enum Change {
     Upsert(ManifestRow),
@@ -156,18 +161,20 @@ impl Manifest for DuckDbManifest {
         with_connection(&self.db_path, &self.lock_path, Access::Read, &wait, read_rows)
     }
 
-    /// Waits (at most the store's wait timeout) until every change sent so
-    /// far is in the database; reports the first failure since the last flush.
+    /// Waits (at most the store's wait timeout, and at least [`MIN_FLUSH_WAIT`])
+    /// until every change sent so far is in the database; reports the first
+    /// failure since the last flush.
     fn flush(&self) -> Result<()> {
         let (tx, rx) = mpsc::channel();
         self.send(Change::Flush(tx))?;
-        match rx.recv_timeout(self.timeout) {
+        let bound = self.timeout.max(MIN_FLUSH_WAIT);
+        match rx.recv_timeout(bound) {
             Ok(result) => result,
             Err(RecvTimeoutError::Timeout) => Err(Error::new(
                 Status::Timeout,
                 format!(
                     "gave up after {} ms waiting for the manifest writer: is {} held by a stopped process?",
-                    self.timeout.as_millis(),
+                    bound.as_millis(),
                     self.lock_path.display()
                 ),
             )),
@@ -213,8 +220,15 @@ fn write_loop(db_path: &Path, lock_path: &Path, stop: &Request, changes: Receive
     let mut failure: Option<Error> = None;
     // No deadline of its own: it waits for manifest.lock until shut down.
     let wait = Wait::new(stop, Duration::MAX);
-    while let Ok(first) = changes.recv() {
-        let mut batch = vec![first];
+    let mut carried = Vec::new();
+    loop {
+        if carried.is_empty() {
+            match changes.recv() {
+                Ok(first) => carried.push(first),
+                Err(_) => return,
+            }
+        }
+        let mut batch = std::mem::take(&mut carried);
         batch.extend(changes.try_iter());
         let (edits, flushes): (Vec<_>, Vec<_>) = batch.into_iter().partition(|c| !matches!(c, Change::Flush(_)));
         let started = Instant::now();
@@ -230,9 +244,30 @@ fn write_loop(db_path: &Path, lock_path: &Path, stop: &Request, changes: Receive
             }
         }
         if !edits.is_empty() {
-            std::thread::sleep(started.elapsed().clamp(MIN_YIELD_AFTER_BATCH, MAX_YIELD_AFTER_BATCH));
+            let pause = started.elapsed().clamp(MIN_YIELD_AFTER_BATCH, MAX_YIELD_AFTER_BATCH);
+            carried = pause_collecting(&changes, pause, &mut failure);
         }
     }
+}
+
+/// Leaves `manifest.lock` alone for `pause`, collecting the changes that
+/// arrive meanwhile. A flush that arrives before any new edit is answered at
+/// once (everything it waits for is written), so `flush` and `close` are not
+/// held up by the pause.
+fn pause_collecting(changes: &Receiver<Change>, pause: Duration, failure: &mut Option<Error>) -> Vec<Change> {
+    let until = Instant::now() + pause;
+    let mut carried = Vec::new();
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        match changes.recv_timeout(left) {
+            Ok(Change::Flush(reply)) if carried.is_empty() => {
+                let _ = reply.send(failure.take().map_or(Ok(()), Err));
+            }
+            Ok(change) => carried.push(change),
+            // Timed out, or the store is gone: the caller's loop sees which.
+            Err(_) => break,
+        }
+    }
+    carried
 }
 
 /// Applies a batch in one transaction, set-based: one statement per kind of
