@@ -1,0 +1,58 @@
+//! Herd: N worker processes, released together, ask for one missing key
+//! whose compute takes `compute_ms`. One computes; the figure is how long
+//! each of the others returns after that compute ended (for a worker that
+//! computed itself, after its own compute ended), and how many computed.
+
+use crate::fleet::{self, Report};
+use crate::setup::{Mode, RunDir};
+use crate::stats::{percentile, Figures, Unit};
+use crate::worker::{Design, Task};
+use crate::Context;
+
+pub fn run(ctx: &Context, mode: &Mode, design: Design, workers: usize, figures: &mut Figures) -> Result<(), String> {
+    let run = RunDir::new(design, mode)?;
+    let spec = run.spec(design, Task::Herd, "AAPL", ctx.args.herd_compute_ms);
+    let commands = (0..workers).map(|i| spec.command(&ctx.exe, ctx.python.as_ref(), i)).collect();
+    let reports = fleet::run(commands, ctx.timeout())?;
+    let (beyond, computes) = beyond_compute(&reports)?;
+    let name = |what: &str| format!("herd {workers} | {} | {} | {what}", mode.name, design.label());
+    figures.add(&name("beyond compute p50"), Unit::Millis, percentile(&beyond, 0.5));
+    figures.add(&name("beyond compute p99"), Unit::Millis, percentile(&beyond, 0.99));
+    figures.add(&name("beyond compute max"), Unit::Millis, percentile(&beyond, 1.0));
+    figures.add(&name("computes"), Unit::Count, computes as f64);
+    println!(
+        "  herd {workers} {} {}: computes {computes}, beyond the compute p50 {:.1} ms p99 {:.1} ms max {:.1} ms",
+        mode.name,
+        design.label(),
+        percentile(&beyond, 0.5),
+        percentile(&beyond, 0.99),
+        percentile(&beyond, 1.0)
+    );
+    if design != Design::Uncoordinated && computes != 1 {
+        return Err(format!("herd of {workers} ({}, {}): {computes} computes, expected exactly 1", mode.name, design.label()));
+    }
+    Ok(())
+}
+
+/// Milliseconds from the end of the compute each worker waited for (the
+/// first one, or its own) to its return, for every worker but the first to
+/// compute; and the number of computes.
+fn beyond_compute(reports: &[Report]) -> Result<(Vec<f64>, usize), String> {
+    let computes: usize = reports.iter().map(|r| r.computes.len()).sum();
+    let leader = reports
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.computes.first().map(|c| (c.1, i)))
+        .min()
+        .ok_or("nobody computed the missing key")?;
+    let mut beyond = Vec::new();
+    for (i, report) in reports.iter().enumerate() {
+        if i == leader.1 {
+            continue;
+        }
+        let call = report.calls_in("herd").next().ok_or_else(|| format!("worker {i} reported no call"))?;
+        let compute_end = report.computes.first().map_or(leader.0, |c| c.1);
+        beyond.push((call.end as i64 - compute_end as i64) as f64 / 1e6);
+    }
+    Ok((beyond, computes))
+}
