@@ -14,14 +14,16 @@ pub fn run(ctx: &Context, mode: &Mode, design: Design, workers: usize, figures: 
     let spec = run.spec(design, Task::Herd, "AAPL", ctx.args.herd_compute_ms);
     let commands = (0..workers).map(|i| spec.command(&ctx.exe, ctx.python.as_ref(), i)).collect();
     let reports = fleet::run(commands, ctx.timeout())?;
-    let (beyond, computes) = beyond_compute(&reports)?;
+    let (beyond, computes, publish) = beyond_compute(&reports)?;
     let name = |what: &str| format!("herd {workers} | {} | {} | {what}", mode.name, design.label());
+    figures.add(&name("beyond compute min"), Unit::Millis, percentile(&beyond, 0.0));
     figures.add(&name("beyond compute p50"), Unit::Millis, percentile(&beyond, 0.5));
     figures.add(&name("beyond compute p99"), Unit::Millis, percentile(&beyond, 0.99));
     figures.add(&name("beyond compute max"), Unit::Millis, percentile(&beyond, 1.0));
+    figures.add(&name("leader's publish"), Unit::Millis, publish);
     figures.add(&name("computes"), Unit::Count, computes as f64);
     println!(
-        "  herd {workers} {} {}: computes {computes}, beyond the compute p50 {:.1} ms p99 {:.1} ms max {:.1} ms",
+        "  herd {workers} {} {}: computes {computes}, leader's publish {publish:.1} ms, beyond the compute p50 {:.1} ms p99 {:.1} ms max {:.1} ms",
         mode.name,
         design.label(),
         percentile(&beyond, 0.5),
@@ -36,8 +38,10 @@ pub fn run(ctx: &Context, mode: &Mode, design: Design, workers: usize, figures: 
 
 /// Milliseconds from the end of the compute each worker waited for (the
 /// first one, or its own) to its return, for every worker but the first to
-/// compute; and the number of computes.
-fn beyond_compute(reports: &[Report]) -> Result<(Vec<f64>, usize), String> {
+/// compute; the number of computes; and the milliseconds from the first
+/// compute's end to its caller's return (what publishing took: no waiter
+/// can read the entry before).
+fn beyond_compute(reports: &[Report]) -> Result<(Vec<f64>, usize, f64), String> {
     let computes: usize = reports.iter().map(|r| r.computes.len()).sum();
     let leader = reports
         .iter()
@@ -46,13 +50,15 @@ fn beyond_compute(reports: &[Report]) -> Result<(Vec<f64>, usize), String> {
         .min()
         .ok_or("nobody computed the missing key")?;
     let mut beyond = Vec::new();
+    let mut publish = 0.0;
     for (i, report) in reports.iter().enumerate() {
+        let call = report.calls_in("herd").next().ok_or_else(|| format!("worker {i} reported no call"))?;
         if i == leader.1 {
+            publish = (call.end as i64 - leader.0 as i64) as f64 / 1e6;
             continue;
         }
-        let call = report.calls_in("herd").next().ok_or_else(|| format!("worker {i} reported no call"))?;
         let compute_end = report.computes.first().map_or(leader.0, |c| c.1);
         beyond.push((call.end as i64 - compute_end as i64) as f64 / 1e6);
     }
-    Ok((beyond, computes))
+    Ok((beyond, computes, publish))
 }

@@ -63,6 +63,9 @@ pub struct Args {
     /// the Python binding (skipped without it).
     #[arg(long)]
     pub python: Option<PathBuf>,
+    /// Modes to run: embedded, postgres (needs --postgres).
+    #[arg(long, value_delimiter = ',', default_values_t = ["embedded", "postgres"].map(String::from))]
+    pub modes: Vec<String>,
     /// Scenarios to run (default: all).
     #[arg(long, value_delimiter = ',', default_values_t = ["herd", "original", "spread", "hot", "scale", "memory"].map(String::from))]
     pub scenarios: Vec<String>,
@@ -76,9 +79,9 @@ pub struct Args {
     /// Keys (date ranges) per symbol.
     #[arg(long, default_value_t = 4)]
     pub keys: usize,
-    /// Rounds over the keys; the first is the cold phase.
-    #[arg(long, default_value_t = 8)]
-    pub rounds: usize,
+    /// How long the steady state lasts, after the cold round over the keys.
+    #[arg(long, default_value_t = 1500)]
+    pub steady_ms: u64,
     #[arg(long, default_value_t = 50)]
     pub compute_ms: u64,
     #[arg(long, default_value_t = 8)]
@@ -143,11 +146,11 @@ fn main() {
         args.herd_sizes = vec![8];
         args.herd_compute_ms = 100;
         args.workers = 4;
-        args.rounds = 3;
+        args.steady_ms = 300;
         args.spread_workers = 3;
         args.hot_ms = 200;
         args.hot_calls = 200;
-        args.scale_sizes = vec![1_000, 10_000];
+        args.scale_sizes = vec![1_000, 5_000];
         args.scale_calls = 100;
         args.scale_misses = 5;
     }
@@ -161,6 +164,7 @@ fn main() {
     if let Some(dsn) = &args.postgres {
         modes.push(Mode { name: "postgres", dsn: Some(dsn.clone()) });
     }
+    modes.retain(|m| args.modes.iter().any(|wanted| wanted == m.name));
     let mut failures = Vec::new();
     let mut attempt = |what: String, result: Result<(), String>| {
         if let Err(why) = result {
@@ -202,7 +206,7 @@ fn main() {
         }
     }
     report::summary(&ctx, &figures);
-    println!("\nwall time {:.0} s", started.elapsed().as_secs_f64());
+    println!("\nwall time {:.0} s; load average at the end {}", started.elapsed().as_secs_f64(), report::load_average());
     if !failures.is_empty() {
         println!("{} failure(s):", failures.len());
         for failure in &failures {

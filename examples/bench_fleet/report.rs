@@ -9,16 +9,32 @@ use crate::stats::{show, Figures, Unit};
 use crate::Context;
 
 pub fn header(ctx: &Context) {
-    let command: Vec<String> = std::env::args().map(|a| quote(&a)).collect();
+    let command: Vec<String> = std::env::args().map(|a| quote(&without_password(&a))).collect();
     println!("command: {}", command.join(" "));
     println!("commit: {}", commit());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "machine: {cores} cores; runs: {}{}; python: {}",
+        "machine: {cores} cores, load average {}; runs: {}{}; python: {}",
+        load_average(),
         ctx.args.runs,
         if ctx.args.smoke { " (smoke)" } else { "" },
         ctx.python.as_ref().map_or("not given (--python)".into(), |p| p.interpreter.display().to_string())
     );
+}
+
+/// The 1-, 5- and 15-minute load averages: other work on the machine skews every figure.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split(' ').take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// `arg` with the value of any `password=` hidden: the command line is printed.
+fn without_password(arg: &str) -> String {
+    arg.split(' ')
+        .map(|word| if word.starts_with("password=") { "password=***" } else { word })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn quote(arg: &str) -> String {

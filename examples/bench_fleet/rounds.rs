@@ -27,15 +27,14 @@ pub fn run(ctx: &Context, mode: &Mode, design: Design, shape: Shape, figures: &m
     let run = RunDir::new(design, mode)?;
     let mut spec = run.spec(design, Task::Rounds, if shape == Shape::Spread { "S" } else { "AAPL" }, args.compute_ms);
     spec.keys = args.keys;
-    spec.rounds = args.rounds;
+    spec.steady_ms = args.steady_ms;
     spec.symbol_per_worker = shape == Shape::Spread;
     let commands = (0..workers).map(|i| spec.command(&ctx.exe, ctx.python.as_ref(), i)).collect();
     let reports = fleet::run(commands, ctx.timeout())?;
     let cold: Vec<f64> = calls(&reports, "cold").iter().map(|c| c.millis()).collect();
     let warm = calls(&reports, "warm");
     let warm_ms: Vec<f64> = warm.iter().map(|c| c.millis()).collect();
-    let span_ns = warm.iter().map(|c| c.end).max().unwrap_or(0).saturating_sub(warm.iter().map(|c| c.start).min().unwrap_or(0));
-    let throughput = if span_ns == 0 { 0.0 } else { warm.len() as f64 / (span_ns as f64 / 1e9) };
+    let throughput = steady_throughput(&reports);
     let computes: usize = reports.iter().map(|r| r.computes.len()).sum();
     let name = |what: &str| format!("{scenario} | {} | {} | {what}", mode.name, design.label());
     figures.add(&name("cold p50"), Unit::Millis, percentile(&cold, 0.5));
@@ -60,10 +59,24 @@ pub fn run(ctx: &Context, mode: &Mode, design: Design, shape: Shape, figures: &m
     if design != Design::Uncoordinated && computes != expected {
         return Err(format!("{scenario} ({}, {}): {computes} computes, expected {expected}", mode.name, design.label()));
     }
-    if args.rounds > 1 && warm.is_empty() {
+    if warm.is_empty() {
         return Err(format!("{scenario} ({}, {}): no steady-state calls reported", mode.name, design.label()));
     }
     Ok(())
+}
+
+/// Calls per second while every worker was in its steady state: from the
+/// last worker's first steady call to the first worker's last, so that the
+/// stragglers of the cold phase do not count as idle time.
+fn steady_throughput(reports: &[Report]) -> f64 {
+    let firsts = reports.iter().filter_map(|r| r.calls_in("warm").map(|c| c.start).min());
+    let lasts = reports.iter().filter_map(|r| r.calls_in("warm").map(|c| c.end).max());
+    let (Some(from), Some(to)) = (firsts.max(), lasts.min()) else { return 0.0 };
+    if to <= from {
+        return 0.0;
+    }
+    let inside = calls(reports, "warm").iter().filter(|c| c.start >= from && c.end <= to).count();
+    inside as f64 / ((to - from) as f64 / 1e9)
 }
 
 fn calls<'a>(reports: &'a [Report], phase: &'a str) -> Vec<&'a fleet::Call> {

@@ -82,9 +82,13 @@ pub fn run(ctx: &Context, mode: &Mode, figures: &mut Figures) -> Result<(), Stri
     };
     let (list_ms, listed) = timed(&|| Ok(store.entries().map_err(|e| e.to_string())?.num_rows()))?;
     let (summary_ms, _) = timed(&|| Ok(store.summary().map_err(|e| e.to_string())?.num_rows()))?;
+    // Until the manifest has recorded the removals (the embedded manifest
+    // writes them in the background), the real run is not done.
     let maintain = |dry_run: bool| {
         let options = MaintainOptions { dry_run, grace: std::time::Duration::ZERO, ..Default::default() };
-        store.maintain(&options).map(|r| r.rows_without_file as usize).map_err(|e| e.to_string())
+        let report = store.maintain(&options).map_err(|e| e.to_string())?;
+        store.flush().map_err(|e| e.to_string())?;
+        Ok(report.rows_without_file as usize)
     };
     let (dry_ms, dry_found) = timed(&|| maintain(true))?;
     let (real_ms, removed) = timed(&|| maintain(false))?;

@@ -54,7 +54,7 @@ impl RunDir {
             schema: self.schema.clone(),
             symbol: symbol.to_string(),
             keys: 1,
-            rounds: 1,
+            steady_ms: 0,
             compute_ms,
             memory_cache_mb: 64,
             index: 0,

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use crate::baseline::{original::Original, row_lock::RowLock, uncoordinated::Uncoordinated};
 use crate::capi::{CStore, Compute};
@@ -49,8 +50,8 @@ impl Design {
 pub enum Task {
     /// One call on the first key.
     Herd,
-    /// `rounds` passes over `keys` keys, each in the worker's own order;
-    /// the first pass is the cold phase.
+    /// Passes over `keys` keys, each in the worker's own order: the first
+    /// is the cold phase, the rest (for `steady_ms`) the steady state.
     Rounds,
 }
 
@@ -73,8 +74,9 @@ pub struct WorkerSpec {
     pub symbol: String,
     #[arg(long, default_value_t = 1)]
     pub keys: usize,
-    #[arg(long, default_value_t = 1)]
-    pub rounds: usize,
+    /// How long the steady state lasts after the cold round.
+    #[arg(long, default_value_t = 0)]
+    pub steady_ms: u64,
     #[arg(long)]
     pub compute_ms: u64,
     #[arg(long, default_value_t = 64)]
@@ -113,7 +115,7 @@ impl WorkerSpec {
         };
         command.arg("--task").arg(if self.task == Task::Herd { "herd" } else { "rounds" });
         command.arg("--cache-dir").arg(&self.cache_dir).args(["--dsn", &self.dsn, "--schema", &self.schema]);
-        command.args(["--symbol", &self.symbol, "--keys", &self.keys.to_string(), "--rounds", &self.rounds.to_string()]);
+        command.args(["--symbol", &self.symbol, "--keys", &self.keys.to_string(), "--steady-ms", &self.steady_ms.to_string()]);
         command.args(["--compute-ms", &self.compute_ms.to_string(), "--memory-cache-mb", &self.memory_cache_mb.to_string()]);
         command.args(["--index", &index.to_string()]);
         if self.symbol_per_worker {
@@ -177,10 +179,16 @@ fn work(spec: &WorkerSpec) -> Result<String, String> {
     let mut compute = Compute::new(spec.compute_ms);
     let mut lines = String::new();
     fleet::await_start();
-    let rounds = if spec.task == Task::Herd { 1 } else { spec.rounds };
     let mut order: Vec<usize> = (0..keys.len()).collect();
     let mut random = 0x9E37_79B9_7F4A_7C15u64 ^ (spec.index + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    for round in 0..rounds {
+    let mut steady_until = None;
+    for round in 0.. {
+        match (spec.task, round, steady_until) {
+            (Task::Herd, 1.., _) => break,
+            (Task::Rounds, 1, _) => steady_until = Some(Instant::now() + Duration::from_millis(spec.steady_ms)),
+            (Task::Rounds, 2.., Some(until)) if Instant::now() >= until => break,
+            _ => {}
+        }
         if spec.task == Task::Rounds {
             shuffle(&mut order, &mut random);
         }

@@ -2,7 +2,8 @@
 
 Opens a store through the `fstore` package, prints READY, waits for the
 start signal (end of file on stdin), then asks for every key of its symbol
-in its own order, round after round, and reports each call on stdout in the
+in its own order, round after round (the first round cold, the rest for
+--steady-ms the steady state), and reports each call on stdout in the
 benchmark's line protocol:
 
     CALL <phase> <start ns> <end ns>
@@ -29,7 +30,7 @@ def parse_args():
     p.add_argument("--schema", default="")
     p.add_argument("--symbol", required=True)
     p.add_argument("--keys", type=int, default=1)
-    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--steady-ms", type=int, default=0)
     p.add_argument("--compute-ms", type=int, required=True)
     p.add_argument("--memory-cache-mb", type=int, default=64)
     p.add_argument("--index", type=int, default=0)
@@ -76,8 +77,15 @@ def main():
         sys.stdin.buffer.read()
         order = list(range(len(keys)))
         rng = random.Random(args.index)
-        rounds = 1 if args.task == "herd" else args.rounds
-        for round_ in range(rounds):
+        round_ = 0
+        steady_until = None
+        while True:
+            if args.task == "herd" and round_ == 1:
+                break
+            if round_ == 1:
+                steady_until = time.monotonic() + args.steady_ms / 1000
+            elif round_ > 1 and time.monotonic() >= steady_until:
+                break
             if args.task == "rounds":
                 rng.shuffle(order)
             phase = "herd" if args.task == "herd" else ("cold" if round_ == 0 else "warm")
@@ -89,6 +97,7 @@ def main():
                     print(f"ERROR read {table.num_rows} rows of key {i}", flush=True)
                     return 1
                 lines.append(f"CALL {phase} {start} {end}")
+            round_ += 1
     lines.extend(f"COMPUTE {s} {e}" for s, e in computes)
     print("\n".join(lines), flush=True)
     return 0
