@@ -99,6 +99,9 @@ pub struct Args {
     /// Hits timed at each scale size.
     #[arg(long, default_value_t = 2000)]
     pub scale_calls: usize,
+    /// Rows without files that the timed real maintenance run removes.
+    #[arg(long, default_value_t = 100_000)]
+    pub maintenance_rows: usize,
     /// Misses timed at each scale size.
     #[arg(long, default_value_t = 20)]
     pub scale_misses: usize,
@@ -143,16 +146,17 @@ fn main() {
     }
     if args.smoke {
         args.runs = 1;
-        args.herd_sizes = vec![8];
+        args.herd_sizes = vec![6];
         args.herd_compute_ms = 100;
         args.workers = 4;
-        args.steady_ms = 300;
+        args.steady_ms = 200;
         args.spread_workers = 3;
-        args.hot_ms = 200;
+        args.hot_ms = 150;
         args.hot_calls = 200;
         args.scale_sizes = vec![1_000, 5_000];
         args.scale_calls = 100;
         args.scale_misses = 5;
+        args.maintenance_rows = 1_000;
     }
     let started = Instant::now();
     let exe = std::env::current_exe().expect("the benchmark's own path");
