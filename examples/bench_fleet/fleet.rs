@@ -7,6 +7,7 @@
 //!
 //!     CALL <phase> <start ns> <end ns>     one get-or-compute (wall clock)
 //!     COMPUTE <start ns> <end ns>          one compute this worker ran
+//!     CPU <ns>                             CPU time the herd's call used
 //!     ERROR <message>                      the worker failed
 //!
 //! Times are nanoseconds since the epoch, so that the parent can line up
@@ -42,6 +43,8 @@ pub struct Report {
     pub calls: Vec<Call>,
     /// (start, end) of each compute it ran.
     pub computes: Vec<(u64, u64)>,
+    /// CPU time of its herd call (user and system), in nanoseconds.
+    pub cpu_ns: Option<u64>,
 }
 
 impl Report {
@@ -148,6 +151,7 @@ fn parse(line: &str, report: &mut Report) -> Result<(), String> {
             report.calls.push(Call { phase, start, end });
         }
         Some("COMPUTE") => report.computes.push((number(parts.next())?, number(parts.next())?)),
+        Some("CPU") => report.cpu_ns = Some(number(parts.next())?),
         Some("ERROR") => return Err(line["ERROR ".len().min(line.len())..].to_string()),
         _ => {} // anything else a worker prints (a warning) is not a figure
     }

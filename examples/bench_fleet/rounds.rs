@@ -34,7 +34,7 @@ pub fn run(ctx: &Context, mode: &Mode, design: Design, shape: Shape, figures: &m
     let cold: Vec<f64> = calls(&reports, "cold").iter().map(|c| c.millis()).collect();
     let warm = calls(&reports, "warm");
     let warm_ms: Vec<f64> = warm.iter().map(|c| c.millis()).collect();
-    let throughput = steady_throughput(&reports);
+    let throughput = steady_throughput(&reports, args.steady_ms);
     let computes: usize = reports.iter().map(|r| r.computes.len()).sum();
     let name = |what: &str| format!("{scenario} | {} | {} | {what}", mode.name, design.label());
     figures.add(&name("cold p50"), Unit::Millis, percentile(&cold, 0.5));
@@ -67,15 +67,24 @@ pub fn run(ctx: &Context, mode: &Mode, design: Design, shape: Shape, figures: &m
 
 /// Calls per second while every worker was in its steady state: from the
 /// last worker's first steady call to the first worker's last, so that the
-/// stragglers of the cold phase do not count as idle time.
-fn steady_throughput(reports: &[Report]) -> f64 {
-    let firsts = reports.iter().filter_map(|r| r.calls_in("warm").map(|c| c.start).min());
-    let lasts = reports.iter().filter_map(|r| r.calls_in("warm").map(|c| c.end).max());
-    let (Some(from), Some(to)) = (firsts.max(), lasts.min()) else { return 0.0 };
+/// stragglers of the cold phase do not count as idle time. When workers
+/// spent so long in the cold phase that those windows hardly overlap (a
+/// design that serialises every call), over all the steady calls instead.
+fn steady_throughput(reports: &[Report], steady_ms: u64) -> f64 {
+    let warm = calls(reports, "warm");
+    let firsts: Vec<u64> = reports.iter().filter_map(|r| r.calls_in("warm").map(|c| c.start).min()).collect();
+    let lasts: Vec<u64> = reports.iter().filter_map(|r| r.calls_in("warm").map(|c| c.end).max()).collect();
+    let (Some(&last_first), Some(&first_last)) = (firsts.iter().max(), lasts.iter().min()) else { return 0.0 };
+    let (Some(&first_first), Some(&last_last)) = (firsts.iter().min(), lasts.iter().max()) else { return 0.0 };
+    let (from, to) = if first_last.saturating_sub(last_first) >= steady_ms * 1_000_000 / 2 {
+        (last_first, first_last)
+    } else {
+        (first_first, last_last)
+    };
+    let inside = warm.iter().filter(|c| c.start >= from && c.end <= to).count();
     if to <= from {
         return 0.0;
     }
-    let inside = calls(reports, "warm").iter().filter(|c| c.start >= from && c.end <= to).count();
     inside as f64 / ((to - from) as f64 / 1e9)
 }
 

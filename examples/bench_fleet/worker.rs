@@ -198,9 +198,13 @@ fn work(spec: &WorkerSpec) -> Result<String, String> {
             _ => "warm",
         };
         for &i in &order {
+            let cpu_start = if spec.task == Task::Herd { cpu_ns() } else { 0 };
             let start = fleet::now_ns();
             let rows = access.get_or_compute(&keys[i], &mut compute)?;
             let end = fleet::now_ns();
+            if spec.task == Task::Herd {
+                let _ = writeln!(lines, "CPU {}", cpu_ns().saturating_sub(cpu_start));
+            }
             if rows != (keys[i].end_date - keys[i].start_date + 1) as usize {
                 return Err(format!("read {rows} rows of key {i}"));
             }
@@ -215,6 +219,15 @@ fn work(spec: &WorkerSpec) -> Result<String, String> {
     }
     drop(access); // closes the store (flushes its manifest) before reporting
     Ok(lines)
+}
+
+/// CPU time (user and system) this process has used, in nanoseconds.
+fn cpu_ns() -> u64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct it is given.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    (micros(usage.ru_utime) + micros(usage.ru_stime)) * 1000
 }
 
 /// Fisher-Yates with xorshift: each worker its own order, reproducibly.

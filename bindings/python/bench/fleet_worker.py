@@ -8,6 +8,7 @@ benchmark's line protocol:
 
     CALL <phase> <start ns> <end ns>
     COMPUTE <start ns> <end ns>
+    CPU <ns>        (the herd's call)
     ERROR <message>
 
 Results are converted with ``pa.table`` as a training script would. The
@@ -90,9 +91,11 @@ def main():
                 rng.shuffle(order)
             phase = "herd" if args.task == "herd" else ("cold" if round_ == 0 else "warm")
             for i in order if args.task == "rounds" else order[:1]:
-                start = time.time_ns()
+                start, cpu_start = time.time_ns(), time.process_time_ns()
                 table = pa.table(store.get_or_compute(keys[i], compute))
                 end = time.time_ns()
+                if args.task == "herd":
+                    lines.append(f"CPU {time.process_time_ns() - cpu_start}")
                 if table.num_rows != 252:
                     print(f"ERROR read {table.num_rows} rows of key {i}", flush=True)
                     return 1
