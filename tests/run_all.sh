@@ -2,8 +2,10 @@
 # Runs every test in every language: Rust (core, C ABI, processes, forks),
 # 60 s of property fuzzing, the C program plainly, under valgrind and under
 # ASan+UBSan, C++ with CMake/ctest (plainly, ASan+UBSan, TSan), Go, Python, a
-# demo smoke run, the fault tests (a host cut off in a network namespace, a
-# server that ends idle transactions, a full disk; root only) and a soak.
+# demo smoke run, a smoke run of the fleet benchmark (every scenario and
+# baseline, embedded and PostgreSQL, through C and Python), the fault tests
+# (a host cut off in a network namespace, a server that ends idle
+# transactions, a full disk; root only) and a soak.
 #
 #   tests/run_all.sh            # everything
 #   tests/run_all.sh rust go    # only some steps
@@ -62,7 +64,7 @@ if [ -z "${FSTORE_TEST_PG_DSN:-}" ]; then
 fi
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(build rust fuzz header c cpp go python demo faults soak)
+[ ${#steps[@]} -gt 0 ] || steps=(build rust fuzz header c cpp go python demo bench faults soak)
 passed=0
 failed=0
 failures=()
@@ -119,6 +121,14 @@ header_compiles() {
   return $rc
 }
 
+# The fleet benchmark's smoke run: fails when a scenario fails (a herd that
+# computes more than once, a worker's error), so the benchmark cannot rot.
+bench_smoke() {
+  local python
+  python=$(bash bindings/python/venv.sh) || return 1
+  cargo run --release --example bench_fleet -- --smoke --postgres "$FSTORE_TEST_PG_DSN" --python "$python"
+}
+
 for step in "${steps[@]}"; do
   case $step in
     build) run_step build cargo build --release --lib --examples ;;
@@ -130,10 +140,11 @@ for step in "${steps[@]}"; do
     cpp) run_step cpp bash bindings/cpp/run_tests.sh ;;
     go) run_step go bash bindings/go/run_tests.sh ;;
     python) run_step python bash bindings/python/run_tests.sh ;;
+    bench) run_step bench bench_smoke ;;
     demo) run_step demo cargo run --release --example training_workers -- --fresh --workers 4 --epochs 3 --compute-ms 5 ;;
     faults) run_step faults cargo test --release --test faults -- --nocapture --test-threads=1 ;;
     soak) run_step soak cargo test --release --test soak -- --nocapture ;;
-    *) echo "unknown step '$step' (steps: build rust fuzz header c cpp go python demo faults soak)" >&2; exit 2 ;;
+    *) echo "unknown step '$step' (steps: build rust fuzz header c cpp go python demo bench faults soak)" >&2; exit 2 ;;
   esac
 done
 

@@ -18,12 +18,6 @@ target_dir="${CARGO_TARGET_DIR:-$HOME/.cache/fstore-target}"
 export FSTORE_LIB_DIR="${FSTORE_LIB_DIR:-$target_dir/release}"
 export FSTORE_LOCK_KEY_VECTORS="${FSTORE_LOCK_KEY_VECTORS:-$root/tests/vectors/lock_keys.json}"
 
-python="${PYTHON:-python3}"
-if ! command -v "$python" >/dev/null 2>&1; then
-    echo "run_tests.sh: $python not found: install Python 3.9 or newer (with its venv module), or set PYTHON" >&2
-    exit 1
-fi
-
 if [ -n "${FSTORE_LIBRARY:-}" ]; then
     if [ ! -f "$FSTORE_LIBRARY" ]; then
         echo "run_tests.sh: FSTORE_LIBRARY=$FSTORE_LIBRARY is not a file" >&2
@@ -39,22 +33,8 @@ if [ ! -f "$FSTORE_LOCK_KEY_VECTORS" ]; then
     exit 1
 fi
 
-venv="$HOME/.cache/fstore/venv"
-if [ ! -x "$venv/bin/python" ]; then
-    echo "run_tests.sh: creating a virtual environment in $venv"
-    mkdir -p "$(dirname "$venv")"
-    if ! "$python" -m venv "$venv"; then
-        echo "run_tests.sh: '$python -m venv' failed: install the venv module (e.g. the python3-venv package)" >&2
-        exit 1
-    fi
-fi
-pip=("$venv/bin/python" -m pip --disable-pip-version-check --quiet)
-# python-dateutil: without it pyarrow tries `import dateutil` again on every
-# conversion of Python strings, taking that module's import lock each time; a
-# fork while another thread holds it leaves the child blocked on its next
-# conversion (CPython does not reset per-module import locks in a child). The
-# fork tests test libfstore, not that.
-"${pip[@]}" install "pyarrow>=15" "pytest>=7" "python-dateutil>=2.8"
+venv_python=$(bash "$here/venv.sh")
+pip=("$venv_python" -m pip --disable-pip-version-check --quiet)
 # polars only shows that other Arrow consumers read the results: optional.
 "${pip[@]}" install "polars>=1" 2>/dev/null || echo "run_tests.sh: polars not installed; its test will be skipped"
 
@@ -67,7 +47,7 @@ export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONDONTWRITEBYTECODE=1
 cd "$here"
 status=0
-"$venv/bin/python" -m pytest -p no:cacheprovider --basetemp="$scratch/pytest" tests "$@" || status=$?
+"$venv_python" -m pytest -p no:cacheprovider --basetemp="$scratch/pytest" tests "$@" || status=$?
 if [ "$status" -eq 5 ]; then
     echo "run_tests.sh: pytest collected no tests" >&2
 fi
