@@ -54,6 +54,14 @@ pub struct Published {
     pub checksum: String,
 }
 
+impl Published {
+    /// Makes the rename that published the file durable.
+    pub fn sync_directory(&self) -> Result<()> {
+        let dir = self.path.parent().expect("entry path has a directory");
+        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(format!("cannot sync {}", dir.display()), e))
+    }
+}
+
 /// What a verified entry file says about itself.
 #[derive(Clone, Debug)]
 pub struct Inspected {
@@ -262,13 +270,17 @@ pub struct TempEntry {
 }
 
 impl TempEntry {
-    /// Renames the file into place and makes the rename durable.
+    /// Renames the file into place: from here on every process sees it.
+    /// The rename is made durable by [`Published::sync_directory`], which the
+    /// caller runs after releasing the entry's lock, so that waiters do not
+    /// wait for a directory `fsync` (milliseconds, tens of them on a busy
+    /// disk) to read what they can already read. The file's own data was
+    /// synced before the rename; should the host crash before the directory
+    /// is, the entry is merely gone and is computed again.
     pub fn publish(mut self) -> Result<Published> {
         fs::rename(&self.temp, &self.path)
             .map_err(|e| Error::io(format!("cannot publish {} as {}", self.temp.display(), self.path.display()), e))?;
         self.published = true;
-        let dir = self.path.parent().expect("entry path has a directory");
-        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(format!("cannot sync {}", dir.display()), e))?;
         Ok(self.pending.take().expect("written before published"))
     }
 }

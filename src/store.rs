@@ -396,6 +396,8 @@ impl Store {
                 log::warn!("libfstore: {} is published, but its manifest row is missing: {e}", describe(&key.key));
             }
         }
+        // Waiters are reading it already; this only guards against a crash.
+        published.sync_directory()?;
         Ok(data)
     }
 
