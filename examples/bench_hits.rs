@@ -215,7 +215,7 @@ fn entry_bytes(dir: &std::path::Path) -> u64 {
 
 fn git_commit() -> String {
     std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
+        .args(["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "--short", "HEAD"])
         .output()
         .ok()
         .filter(|o| o.status.success())
