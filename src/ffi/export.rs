@@ -420,3 +420,119 @@ unsafe extern "C" fn release_stream(stream: *mut FFI_ArrowArrayStream) {
     stream.private_data = std::ptr::null_mut();
     stream.release = None;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{
+        ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, LargeStringArray, ListArray,
+        StringArray, TimestampMicrosecondArray, UInt8Array,
+    };
+    use arrow::datatypes::{Field, Int32Type};
+    use arrow::ffi_stream::RecordBatchStreamReader;
+    use std::collections::HashMap;
+
+    fn batch_of(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
+        RecordBatch::try_from_iter(columns).unwrap()
+    }
+
+    /// Exports `batches` and imports them back with arrow-rs.
+    fn round_trip(batches: Vec<RecordBatch>) -> (arrow::datatypes::SchemaRef, Vec<RecordBatch>) {
+        let schema = batches[0].schema();
+        let mut stream = FFI_ArrowArrayStream::empty();
+        unsafe { export(Data { schema, batches }, &mut stream) };
+        let reader = unsafe { RecordBatchStreamReader::from_raw(&mut stream) }.unwrap();
+        let schema = arrow::record_batch::RecordBatchReader::schema(&reader);
+        (schema, reader.collect::<Result<Vec<_>, _>>().unwrap())
+    }
+
+    fn covered() -> RecordBatch {
+        batch_of(vec![
+            ("date", Arc::new(Date32Array::from(vec![19000, 19001, 19002, 19003])) as ArrayRef),
+            ("f0", Arc::new(Float64Array::from(vec![Some(1.5), None, Some(-2.0), Some(0.0)]))),
+            ("n", Arc::new(Int64Array::from(vec![1, 2, 3, 4]))),
+            ("flag", Arc::new(BooleanArray::from(vec![Some(true), Some(false), None, Some(true)]))),
+            ("name", Arc::new(StringArray::from(vec![Some("a"), None, Some("ccc"), Some("")]))),
+            ("big", Arc::new(LargeStringArray::from(vec!["x", "yy", "", "zzz"]))),
+            ("byte", Arc::new(UInt8Array::from(vec![0, 255, 7, 8]))),
+        ])
+    }
+
+    #[test]
+    fn covered_types_survive_a_round_trip_with_nulls_and_slices() {
+        let whole = covered();
+        let sliced = whole.slice(1, 3); // values at an offset; nulls at an offset too
+        let (schema, batches) = round_trip(vec![whole.clone(), sliced.clone(), whole.slice(0, 0)]);
+        assert_eq!(schema.as_ref(), whole.schema().as_ref());
+        assert_eq!(batches, vec![whole.clone(), sliced, whole.slice(0, 0)]);
+        let fields: Vec<_> = schema.fields().iter().map(|f| (f.name().clone(), f.is_nullable())).collect();
+        assert_eq!(fields[1], ("f0".to_string(), true));
+    }
+
+    #[test]
+    fn other_types_and_metadata_go_through_arrow_rs() {
+        let list = ListArray::from_iter_primitive::<Int32Type, _, _>(vec![Some(vec![Some(1), None]), None, Some(vec![])]);
+        let stamps = TimestampMicrosecondArray::from(vec![1, 2, 3]).with_timezone("UTC");
+        let batch = batch_of(vec![
+            ("list", Arc::new(list) as ArrayRef),
+            ("ts", Arc::new(stamps)),
+            ("i", Arc::new(Int32Array::from(vec![1, 2, 3]))),
+        ]);
+        let (schema, batches) = round_trip(vec![batch.clone()]);
+        assert_eq!(batches, vec![batch.clone()]);
+        assert_eq!(schema.as_ref(), batch.schema().as_ref());
+
+        let meta = HashMap::from([("unit".to_string(), "usd".to_string())]);
+        let field = Field::new("p", DataType::Float64, false).with_metadata(meta.clone());
+        let schema = Arc::new(Schema::new(vec![field]).with_metadata(meta.clone()));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Float64Array::from(vec![1.0]))]).unwrap();
+        let (imported, batches) = round_trip(vec![batch.clone()]);
+        assert_eq!(imported.metadata(), &meta);
+        assert_eq!(imported.field(0).metadata(), &meta);
+        assert_eq!(batches, vec![batch]);
+    }
+
+    #[test]
+    fn a_child_moved_out_outlives_its_released_parent() {
+        let batch = covered();
+        let mut stream = FFI_ArrowArrayStream::empty();
+        unsafe { export(Data { schema: batch.schema(), batches: vec![batch.clone()] }, &mut stream) };
+        let mut schema = FFI_ArrowSchema::empty();
+        let mut array = FFI_ArrowArray::empty();
+        unsafe {
+            let raw = (&mut stream as *mut FFI_ArrowArrayStream).cast::<CStream>();
+            assert_eq!(((*raw).get_schema.unwrap())(&mut stream, &mut schema), 0);
+            assert_eq!(((*raw).get_next.unwrap())(&mut stream, &mut array), 0);
+            drop(stream); // the stream may go before what it handed out
+            // Move column 4 (strings with a null) out of both trees, as the C Data Interface allows.
+            let (c_schema, c_array) = (&*(&schema as *const FFI_ArrowSchema).cast::<CSchema>(), &*(&array as *const FFI_ArrowArray).cast::<CArray>());
+            let child_schema = std::ptr::replace((*c_schema.children.add(4)).cast::<FFI_ArrowSchema>(), FFI_ArrowSchema::empty());
+            let child_array = std::ptr::replace((*c_array.children.add(4)).cast::<FFI_ArrowArray>(), FFI_ArrowArray::empty());
+            drop(array);
+            drop(schema);
+            let field = Field::try_from(&child_schema).unwrap();
+            assert_eq!((field.name().as_str(), field.data_type()), ("name", &DataType::Utf8));
+            let data = arrow::ffi::from_ffi(child_array, &child_schema).unwrap();
+            assert_eq!(arrow::array::make_array(data).as_ref(), batch.column(4).as_ref());
+        }
+    }
+
+    #[test]
+    fn a_released_stream_is_refused_and_the_end_is_a_released_array() {
+        let batch = covered();
+        let mut stream = FFI_ArrowArrayStream::empty();
+        unsafe { export(Data { schema: batch.schema(), batches: vec![] }, &mut stream) };
+        let raw = (&mut stream as *mut FFI_ArrowArrayStream).cast::<CStream>();
+        unsafe {
+            let get_next = (*raw).get_next.unwrap();
+            let mut array = FFI_ArrowArray::empty();
+            assert_eq!(get_next(&mut stream, &mut array), 0);
+            assert!(array.is_released(), "no batches: the first get_next ends the stream");
+            assert_eq!(get_next(&mut stream, std::ptr::null_mut()), EINVAL);
+            let release = (*raw).release.unwrap();
+            release(&mut stream);
+            assert!((*raw).release.is_none());
+            assert_eq!(get_next(&mut stream, &mut array), EINVAL, "a released stream");
+        }
+    }
+}
