@@ -15,7 +15,7 @@
 //! Only atomics are used here: a child may be forked while any thread is
 //! anywhere, so nothing may depend on a mutex another thread could hold.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,17 @@ static FORKING: AtomicBool = AtomicBool::new(false);
 const FORK_WAIT: Duration = Duration::from_secs(10);
 
 static INSTALL: Once = Once::new();
+
+/// Forks this process has come through as the child: what a store checks
+/// on every call instead of asking the kernel for its process id. Every
+/// `fork()` runs the handlers; a process cloned without them (`vfork`,
+/// `posix_spawn`) runs no library code before it execs.
+static CHILD_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Changes in every child forked after [`install`]; never in the parent.
+pub(crate) fn generation() -> u64 {
+    CHILD_GENERATION.load(Ordering::Acquire)
+}
 
 /// Installs the fork handlers, once per process.
 pub(crate) fn install() {
@@ -105,6 +116,7 @@ extern "C" fn parent() {
 }
 
 extern "C" fn child() {
+    CHILD_GENERATION.fetch_add(1, Ordering::AcqRel);
     // The threads that were inside a section do not exist here.
     INSIDE.store(0, Ordering::Release);
     for slot in &HELD_FDS {

@@ -43,6 +43,35 @@ impl Key {
     }
 }
 
+/// A key's parts borrowed from the caller (a C caller's strings, say), so
+/// that a call served from the key cache copies nothing.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct KeyRef<'a> {
+    pub feature_set: &'a str,
+    pub symbol: &'a str,
+    pub start_date: i32,
+    pub end_date: i32,
+    pub config: &'a str,
+}
+
+impl Key {
+    pub(crate) fn borrowed(&self) -> KeyRef<'_> {
+        KeyRef {
+            feature_set: &self.feature_set,
+            symbol: &self.symbol,
+            start_date: self.start_date,
+            end_date: self.end_date,
+            config: &self.config,
+        }
+    }
+}
+
+impl KeyRef<'_> {
+    pub(crate) fn to_key(self) -> Key {
+        Key::new(self.feature_set, self.symbol, self.start_date, self.end_date, self.config)
+    }
+}
+
 /// A key that passed validation, with everything derived from it once.
 #[derive(Clone, Debug)]
 pub struct ResolvedKey {
@@ -55,6 +84,10 @@ pub struct ResolvedKey {
 
 impl ResolvedKey {
     pub fn resolve(key: &Key) -> Result<Self> {
+        Self::resolve_borrowed(key.borrowed())
+    }
+
+    pub(crate) fn resolve_borrowed(key: KeyRef<'_>) -> Result<Self> {
         check_name("feature_set", &key.feature_set)?;
         check_name("symbol", &key.symbol)?;
         check_date("start_date", key.start_date)?;
@@ -65,11 +98,11 @@ impl ResolvedKey {
                 key.end_date, key.start_date
             )));
         }
-        let config = if key.config.trim().is_empty() { "{}" } else { key.config.as_str() };
+        let config = if key.config.trim().is_empty() { "{}" } else { key.config };
         let canonical_config = jcs::canonicalize(config)?;
         let entry_id = entry_id(key, &canonical_config);
         Ok(ResolvedKey {
-            key: key.clone(),
+            key: key.to_key(),
             canonical_config,
             entry_id,
         })
@@ -158,7 +191,7 @@ pub(crate) fn entry_lock_key(entry_id: &str) -> i64 {
 }
 
 /// Length-prefixed parts, so that no two different keys share an encoding.
-fn entry_id(key: &Key, canonical_config: &str) -> String {
+fn entry_id(key: KeyRef<'_>, canonical_config: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(b"fstore-entry-v1\0");
     for part in [key.feature_set.as_bytes(), key.symbol.as_bytes()] {

@@ -9,12 +9,14 @@
 //! The C API (`include/fstore.h`) is a thin layer over this crate in [`ffi`].
 
 mod binding;
+mod clock_cache;
 mod data;
 mod error;
 mod flight;
 mod fork;
 mod jcs;
 mod key;
+mod key_cache;
 mod lock;
 pub mod maintenance;
 mod manifest;

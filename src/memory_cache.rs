@@ -6,15 +6,14 @@
 //! and (where the file system keeps it) birth times; and the store drops its
 //! cached copy whenever it publishes, puts or invalidates the entry itself.
 
-use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use crate::clock_cache::ClockCache;
 use crate::data::Data;
 use crate::error::{Error, Result};
-use crate::sync::lock;
 
 /// Identifies one version of a file.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -56,84 +55,61 @@ impl FileStamp {
     }
 }
 
+/// Shards of the cache: enough that threads hitting different entries
+/// rarely share a lock, few enough that each shard's clock keeps a useful
+/// history.
+const SHARDS: usize = 8;
+
 pub(crate) struct MemoryCache {
     capacity: usize,
-    state: Mutex<State>,
+    entries: ClockCache<Box<str>, Cached>,
 }
 
-#[derive(Default)]
-struct State {
-    entries: HashMap<String, Slot>,
-    used: usize,
-    clock: u64,
-}
-
-impl State {
-    fn forget(&mut self, entry_id: &str) {
-        if let Some(old) = self.entries.remove(entry_id) {
-            self.used -= old.bytes;
-        }
-    }
-}
-
-struct Slot {
+/// A decoded entry and the version of the file it was decoded from.
+#[derive(Clone)]
+struct Cached {
     data: Arc<Data>,
     stamp: FileStamp,
-    bytes: usize,
-    last_used: u64,
 }
 
 impl MemoryCache {
     /// A cache holding up to `capacity` bytes of Arrow data; 0 disables it.
     pub fn new(capacity: usize) -> Self {
-        MemoryCache { capacity, state: Mutex::new(State::default()) }
+        MemoryCache { capacity, entries: ClockCache::new(capacity, SHARDS) }
     }
 
     pub fn enabled(&self) -> bool {
         self.capacity > 0
     }
 
-    pub fn get(&self, entry_id: &str, stamp: FileStamp) -> Option<Arc<Data>> {
-        let mut state = lock(&self.state);
-        state.clock += 1;
-        let now = state.clock;
-        let slot = state.entries.get_mut(entry_id)?;
-        if slot.stamp != stamp {
-            return None;
-        }
-        slot.last_used = now;
-        Some(Arc::clone(&slot.data))
+    /// Whether an entry of `bytes` of Arrow data would be kept: entries
+    /// larger than a quarter of the cache are not.
+    pub fn would_keep(&self, bytes: usize) -> bool {
+        self.enabled() && bytes <= self.capacity / 4
     }
 
-    /// Keeps `data` (read from the file with `stamp`), evicting the least
-    /// recently used entries to make room. Entries larger than a quarter of
-    /// the cache are not kept.
+    /// The entry decoded from the file version `stamp`, if it is cached.
+    pub fn get(&self, entry_id: &str, stamp: FileStamp) -> Option<Arc<Data>> {
+        self.entries.get(entry_id, |cached| cached.stamp == stamp).map(|cached| cached.data)
+    }
+
+    /// Keeps `data` (read from the file with `stamp`), evicting entries
+    /// unused for longest (approximately: a clock per shard) to make room.
     pub fn insert(&self, entry_id: &str, stamp: FileStamp, data: Arc<Data>) {
         let bytes: usize = data.batches.iter().map(|b| b.get_array_memory_size()).sum();
-        if !self.enabled() || bytes > self.capacity / 4 {
+        if !self.would_keep(bytes) {
             return;
         }
-        let mut state = lock(&self.state);
-        state.forget(entry_id);
-        while state.used + bytes > self.capacity {
-            let Some(victim) = state.entries.iter().min_by_key(|(_, s)| s.last_used).map(|(k, _)| k.clone()) else {
-                break;
-            };
-            state.forget(&victim);
-        }
-        state.clock += 1;
-        let last_used = state.clock;
-        state.used += bytes;
-        state.entries.insert(entry_id.to_string(), Slot { data, stamp, bytes, last_used });
+        self.entries.insert(entry_id.into(), Cached { data, stamp }, bytes);
     }
 
     pub fn remove(&self, entry_id: &str) {
-        lock(&self.state).forget(entry_id);
+        self.entries.remove(entry_id);
     }
 
     #[cfg(test)]
     fn used(&self) -> usize {
-        lock(&self.state).used
+        self.entries.used()
     }
 }
 
@@ -151,7 +127,7 @@ mod tests {
     }
 
     #[test]
-    fn serves_only_the_file_version_it_read_and_evicts_the_least_recent() {
+    fn serves_only_the_file_version_it_read_and_stays_within_its_capacity() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a");
         std::fs::write(&path, b"one").unwrap();
@@ -170,16 +146,20 @@ mod tests {
         assert_ne!(stamp, new_stamp);
         assert!(cache.get("a", new_stamp).is_none());
 
-        for name in ["b", "c", "d"] {
+        for name in ["b", "c", "d", "e"] {
             cache.insert(name, stamp, data(1000));
+            assert!(cache.get(name, stamp).is_some(), "a new entry is never its own victim");
         }
-        assert!(cache.get("b", stamp).is_some()); // b is now more recent than a
-        cache.insert("e", stamp, data(1000)); // evicts a, the least recent
-        assert!(cache.get("a", stamp).is_none());
-        assert!(cache.get("b", stamp).is_some());
-        assert!(cache.used() <= size * 4 + 10);
-        cache.remove("b");
-        assert!(cache.get("b", stamp).is_none());
+        // Room for four: one of the five went, and the bytes add up.
+        let held = ["a", "b", "c", "d", "e"].iter().filter(|n| cache.get(n, stamp).is_some()).count();
+        assert_eq!(held, 4);
+        assert_eq!(cache.used(), 4 * size);
+        assert!(cache.get("e", stamp).is_some());
+        // Too large an entry (over a quarter of the cache) is not kept.
+        cache.insert("big", stamp, data(2000));
+        assert!(cache.get("big", stamp).is_none());
+        cache.remove("e");
+        assert!(cache.get("e", stamp).is_none());
         assert!(FileStamp::of(&dir.path().join("missing")).unwrap().is_none());
     }
 

@@ -15,6 +15,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -72,11 +73,33 @@ pub struct Inspected {
     pub modified: SystemTime,
 }
 
-/// A read entry, with the size and identity of the file it came from.
+/// A read entry, with the size of the file it came from.
 pub struct EntryRead {
     pub data: Data,
     pub bytes: u64,
+}
+
+/// A verified entry file, read but not decoded.
+pub struct OpenedEntry {
+    path: PathBuf,
+    builder: ParquetRecordBatchReaderBuilder<Bytes>,
+    pub bytes: u64,
     pub stamp: FileStamp,
+}
+
+impl OpenedEntry {
+    /// The size of the entry's data decoded, as its footer records it (the
+    /// uncompressed size of every column chunk).
+    pub fn decoded_bytes(&self) -> usize {
+        let groups = self.builder.metadata().row_groups();
+        groups.iter().map(|g| usize::try_from(g.total_byte_size()).unwrap_or(usize::MAX)).fold(0, usize::saturating_add)
+    }
+
+    /// Decodes `columns` (in the order asked; `None` or empty: all). Only
+    /// the columns asked are decompressed and decoded.
+    pub fn decode(self, columns: Option<&[String]>) -> Result<Data> {
+        decode(&self.path, self.builder, columns)
+    }
 }
 
 /// The entry files under one cache directory.
@@ -113,7 +136,16 @@ impl Storage {
         if !is_entry_id(entry_id) {
             return Err(Error::invalid_data(format!("'{entry_id}' is not an entry id (64 lowercase hex digits)")));
         }
-        Ok(self.data_dir.join(&entry_id[..2]).join(format!("{entry_id}.parquet")))
+        // Built in one allocation: this runs on every hit.
+        let dir = self.data_dir.as_os_str().as_encoded_bytes();
+        let mut path = Vec::with_capacity(dir.len() + 4 + entry_id.len() + ".parquet".len());
+        path.extend_from_slice(dir);
+        path.push(b'/');
+        path.extend_from_slice(&entry_id.as_bytes()[..2]);
+        path.push(b'/');
+        path.extend_from_slice(entry_id.as_bytes());
+        path.extend_from_slice(b".parquet");
+        Ok(PathBuf::from(std::ffi::OsString::from_vec(path)))
     }
 
     /// The identity of the entry's file now; `None` when there is none.
@@ -124,6 +156,16 @@ impl Storage {
     /// Reads an entry; `Ok(None)` when there is no file. A file that fails its
     /// checks is a `Corrupt` error.
     pub fn read(&self, key: &ResolvedKey, columns: Option<&[String]>) -> Result<Option<EntryRead>> {
+        let Some(opened) = self.open_entry(key)? else {
+            return Ok(None);
+        };
+        let bytes = opened.bytes;
+        Ok(Some(EntryRead { data: opened.decode(columns)?, bytes }))
+    }
+
+    /// Reads an entry's file and verifies it, without decoding its data yet;
+    /// `Ok(None)` when there is no file.
+    pub fn open_entry(&self, key: &ResolvedKey) -> Result<Option<OpenedEntry>> {
         let path = self.entry_path(&key.entry_id)?;
         let mut file = match File::open(&path) {
             Ok(file) => file,
@@ -141,8 +183,7 @@ impl Storage {
         if lookup(&builder, KEY_METADATA).as_deref() != Some(key.footer_json().as_str()) {
             return Err(corrupt(&path, "its footer names a different key"));
         }
-        let data = decode(&path, builder, columns)?;
-        Ok(Some(EntryRead { data, bytes: meta.len(), stamp }))
+        Ok(Some(OpenedEntry { path, builder, bytes: meta.len(), stamp }))
     }
 
     /// Like `read`, but for an entry known to exist (its manifest row was

@@ -13,7 +13,8 @@ use crate::data::Data;
 use crate::error::{Error, Result, Status};
 use crate::flight::{Flights, Role};
 use crate::fork;
-use crate::key::{namespaced, Key, ResolvedKey};
+use crate::key::{namespaced, Key, KeyRef, ResolvedKey};
+use crate::key_cache::{KeyCache, KEY_CACHE_CAPACITY};
 use crate::lock::file::FileLocks;
 use crate::lock::local::LocalLocks;
 use crate::lock::{Attempt, Held, Locks, Plan};
@@ -68,6 +69,7 @@ pub struct Store {
     cache_dir: PathBuf,
     pub(crate) storage: Storage,
     memory: MemoryCache,
+    keys: KeyCache,
     flights: Flights,
     // These own threads or connections (the manifest writer, the pool's),
     // which a forked child must neither join nor close: it leaks them.
@@ -79,6 +81,9 @@ pub struct Store {
     counters: Counters,
     /// The process that opened the store; a forked child must open its own.
     owner_pid: u32,
+    /// `fork::generation()` when the store was opened: a cheaper check than
+    /// the process id, which costs a system call.
+    fork_generation: u64,
 }
 
 /// How a lock attempt for a compute ended.
@@ -136,6 +141,7 @@ impl Store {
             cache_dir,
             storage,
             memory,
+            keys: KeyCache::new(KEY_CACHE_CAPACITY),
             flights: Flights::default(),
             locks: ManuallyDrop::new(locks),
             manifest: ManuallyDrop::new(manifest),
@@ -143,6 +149,7 @@ impl Store {
             warnings,
             counters: Counters::default(),
             owner_pid: std::process::id(),
+            fork_generation: fork::generation(),
         })
     }
 
@@ -181,11 +188,16 @@ impl Store {
 
     /// The entry of `key`, or `Ok(None)`. Never computes and never waits.
     pub fn get(&self, key: &Key, request: &Request) -> Result<Option<Data>> {
+        self.get_borrowed(key.borrowed(), request)
+    }
+
+    /// [`Store::get`] of a key borrowed from the caller (the C API's strings).
+    pub(crate) fn get_borrowed(&self, key: KeyRef<'_>, request: &Request) -> Result<Option<Data>> {
         self.check_process()?;
-        let key = ResolvedKey::resolve(key)?;
-        let found = self.read(&key)?;
+        let key = self.keys.resolve(key)?;
+        let found = self.read(&key, request.columns.as_deref())?;
         bump(if found.is_some() { &self.counters.hits } else { &self.counters.misses }, 1);
-        found.map(|data| data.project(request.columns.as_deref())).transpose()
+        Ok(found)
     }
 
     /// The entry of `key`, computing it with `compute` if it does not exist.
@@ -200,8 +212,16 @@ impl Store {
     where
         F: FnOnce(&Key) -> Result<Box<dyn RecordBatchReader>>,
     {
+        self.get_or_compute_borrowed(key.borrowed(), request, compute)
+    }
+
+    /// [`Store::get_or_compute`] of a key borrowed from the caller.
+    pub(crate) fn get_or_compute_borrowed<F>(&self, key: KeyRef<'_>, request: &Request, compute: F) -> Result<Data>
+    where
+        F: FnOnce(&Key) -> Result<Box<dyn RecordBatchReader>>,
+    {
         self.check_process()?;
-        let key = ResolvedKey::resolve(key)?;
+        let key = self.keys.resolve(key)?;
         let result = self.get_or_compute_resolved(&key, request, compute);
         if let Err(e) = &result {
             match e.status() {
@@ -218,9 +238,9 @@ impl Store {
         F: FnOnce(&Key) -> Result<Box<dyn RecordBatchReader>>,
     {
         let columns = request.columns.as_deref();
-        if let Some(data) = recovering(self.read(key))? {
+        if let Some(data) = recovering(self.read(key, columns))? {
             bump(&self.counters.hits, 1);
-            return data.project(columns);
+            return Ok(data);
         }
         bump(&self.counters.misses, 1);
         let wait = Wait::new(request, self.options.wait_timeout);
@@ -332,7 +352,7 @@ impl Store {
     /// manifest commits rows with the lock (PostgreSQL), a row proves the
     /// entry even while a network file system still hides its file.
     fn recheck(&self, key: &ResolvedKey, held: Option<&mut dyn Held>) -> Result<Option<Data>> {
-        if let Some(data) = recovering(self.read(key))? {
+        if let Some(data) = recovering(self.read(key, None))? {
             return Ok(Some(data));
         }
         if self.manifest.find(&key.entry_id, held)?.is_none() {
@@ -505,6 +525,9 @@ impl Store {
     }
 
     fn check_process(&self) -> Result<()> {
+        if fork::generation() == self.fork_generation {
+            return Ok(());
+        }
         let pid = std::process::id();
         if pid == self.owner_pid {
             Ok(())
@@ -516,26 +539,30 @@ impl Store {
         }
     }
 
-    /// The entry's data, from memory while its file is the one it was
-    /// decoded from, else from the file; `Corrupt` for a file that fails
-    /// its checks.
-    fn read(&self, key: &ResolvedKey) -> Result<Option<Data>> {
+    /// The entry's `columns` (`None`: all), from memory while its file is
+    /// the one they were decoded from, else from the file; `Corrupt` for a
+    /// file that fails its checks. An entry the memory cache would not keep
+    /// is decoded only as far as the columns asked.
+    fn read(&self, key: &ResolvedKey, columns: Option<&[String]>) -> Result<Option<Data>> {
         if self.memory.enabled() {
             let Some(stamp) = self.storage.stamp(&key.entry_id)? else {
                 return Ok(None);
             };
             if let Some(data) = self.memory.get(&key.entry_id, stamp) {
-                return Ok(Some(Data::clone(&data)));
+                return data.project(columns).map(Some);
             }
         }
-        let Some(read) = self.storage.read(key, None)? else {
+        let Some(opened) = self.storage.open_entry(key)? else {
             return Ok(None);
         };
-        bump(&self.counters.bytes_read, read.bytes);
-        if self.memory.enabled() {
-            self.memory.insert(&key.entry_id, read.stamp, Arc::new(read.data.clone()));
+        bump(&self.counters.bytes_read, opened.bytes);
+        if !self.memory.would_keep(opened.decoded_bytes()) {
+            return opened.decode(columns).map(Some);
         }
-        Ok(Some(read.data))
+        let stamp = opened.stamp;
+        let data = Arc::new(opened.decode(None)?);
+        self.memory.insert(&key.entry_id, stamp, Arc::clone(&data));
+        data.project(columns).map(Some)
     }
 }
 

@@ -568,3 +568,37 @@ fn embedded_a_symbol_lock_held_at_fork_is_free_once_the_parent_releases_it() {
 fn postgres_a_symbol_lock_held_at_fork_is_free_once_the_parent_releases_it() {
     a_lock_held_at_fork_is_free_once_the_parent_releases_it(Mode::postgres("t_fork_held"));
 }
+
+#[test]
+fn a_forked_child_is_refused_the_parents_store_even_for_a_cached_hit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = Options::default();
+    options.set("cache_dir", dir.path().to_str().unwrap()).unwrap();
+    let store = Store::open(options).unwrap();
+    let k = key("FORK", 1, 10);
+    store.put(&k, reader(sample(&k, 4)).as_mut()).unwrap();
+    for _ in 0..3 {
+        // Now in the key cache and the memory cache.
+        assert_eq!(tags(&store.get(&k, &Request::new()).unwrap().unwrap())[0], 4);
+    }
+    let mut child = fork_child(|progress| {
+        let refused = |what: &str, outcome: Result<(), fstore::Error>| match outcome {
+            Err(e) if e.status() == fstore::Status::InvalidState && e.message().contains("after fork()") => true,
+            other => {
+                progress.step(&format!("{what}: {other:?}"));
+                false
+            }
+        };
+        let get = refused("get", store.get(&k, &Request::new()).map(drop));
+        let compute = refused("get_or_compute", store.get_or_compute(&k, &Request::new(), |_| panic!("no compute")).map(drop));
+        if get && compute {
+            progress.step("refused");
+            0
+        } else {
+            1
+        }
+    });
+    assert_eq!(child.wait_until(Instant::now() + Duration::from_secs(30)), Ended::Exited(0), "{}", child.progress());
+    // The parent's store is unaffected.
+    assert_eq!(tags(&store.get(&k, &Request::new()).unwrap().unwrap())[0], 4);
+}

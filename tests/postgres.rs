@@ -406,3 +406,28 @@ fn publishing_the_same_entry_twice_is_harmless() {
     let summary = a.summary().unwrap();
     assert_eq!(summary.num_rows(), 1);
 }
+
+#[test]
+fn hits_never_touch_the_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = fresh_schema("t_hits_no_manifest");
+    let mut options = pg_options(dir.path(), &schema);
+    options.set("memory_cache_mb", "0").unwrap();
+    let (cached, uncached) = (Store::open(pg_options(dir.path(), &schema)).unwrap(), Store::open(options).unwrap());
+    let k = key("AAPL", 3, 40);
+    cached.put(&k, reader(sample(&k, 5)).as_mut()).unwrap();
+    cached.flush().unwrap();
+    // Without its tables, any manifest query fails; hits must not notice.
+    admin().batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+    for store in [&cached, &uncached] {
+        for _ in 0..50 {
+            assert_eq!(tags(&store.get(&k, &Request::new()).unwrap().unwrap())[0], 5);
+            let data = store
+                .get_or_compute(&k, &Request::new().with_columns(["tag"]), |_| panic!("a hit must not compute"))
+                .unwrap();
+            assert_eq!(tags(&data)[0], 5);
+        }
+        assert_eq!(store.stats().hits, 100);
+    }
+    assert!(cached.manifest_rows().is_err(), "the manifest is really gone");
+}

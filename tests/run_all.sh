@@ -2,8 +2,9 @@
 # Runs every test in every language: Rust (core, C ABI, processes, forks),
 # 60 s of property fuzzing, the C program plainly, under valgrind and under
 # ASan+UBSan, C++ with CMake/ctest (plainly, ASan+UBSan, TSan), Go, Python, a
-# demo smoke run, a smoke run of the fleet benchmark (every scenario and
-# baseline, embedded and PostgreSQL, through C and Python), the fault tests
+# demo smoke run, smoke runs of the benchmarks (the fleet benchmark's every
+# scenario and baseline, embedded and PostgreSQL, through C and Python; the
+# hit benchmark), the fault tests
 # (a host cut off in a network namespace, a server that ends idle
 # transactions, a full disk; root only) and a soak.
 #
@@ -126,7 +127,8 @@ header_compiles() {
 bench_smoke() {
   local python
   python=$(bash bindings/python/venv.sh) || return 1
-  cargo run --release --example bench_fleet -- --smoke --postgres "$FSTORE_TEST_PG_DSN" --python "$python"
+  cargo run --release --example bench_fleet -- --smoke --postgres "$FSTORE_TEST_PG_DSN" --python "$python" &&
+    cargo run --release --example bench_hits -- --smoke
 }
 
 for step in "${steps[@]}"; do

@@ -393,3 +393,99 @@ fn bad_keys_are_refused_before_any_compute() {
     assert!(err.message().contains("duplicate member name"), "{err}");
     assert_eq!(store.stats().computes, 0);
 }
+
+#[test]
+fn cached_keys_resolve_each_config_to_its_own_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let with = |config: &str| {
+        let mut k = key("NVDA", 1, 20);
+        k.config = config.into();
+        k
+    };
+    let (sorted, reordered, other) = (with(r#"{"a":1,"b":[2,3]}"#), with(r#"{"b": [2, 3], "a": 1}"#), with(r#"{"a":1,"b":[2,4]}"#));
+    store.put(&sorted, reader(sample(&sorted, 1)).as_mut()).unwrap();
+    store.put(&other, reader(sample(&other, 2)).as_mut()).unwrap();
+    // Repeated calls are served from the key cache: still each its own entry.
+    for _ in 0..3 {
+        for (k, tag) in [(&sorted, 1), (&reordered, 1), (&other, 2)] {
+            assert_eq!(tags(&store.get(k, &Request::new()).unwrap().unwrap())[0], tag, "{}", k.config);
+        }
+        assert!(store.get(&with(r#"{"a":1,"b":[2,5]}"#), &Request::new()).unwrap().is_none());
+        let err = store.get(&with(r#"{"a":1,"a":2}"#), &Request::new()).unwrap_err();
+        assert_eq!(err.status(), Status::InvalidArgument, "{err}");
+    }
+}
+
+#[test]
+fn the_memory_cache_drops_every_entry_replaced_or_removed_by_another_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reader_store, writer) = (open(dir.path()), open(dir.path()));
+    let keys: Vec<_> = (0..64).map(|i| key(&format!("S{i}"), 1, 10)).collect();
+    for k in &keys {
+        writer.put(k, reader(sample(k, 1)).as_mut()).unwrap();
+        assert_eq!(tags(&reader_store.get(k, &Request::new()).unwrap().unwrap())[0], 1);
+    }
+    let read_once = reader_store.stats().bytes_read;
+    for k in &keys {
+        assert_eq!(tags(&reader_store.get(k, &Request::new()).unwrap().unwrap())[0], 1);
+    }
+    assert_eq!(reader_store.stats().bytes_read, read_once, "every entry in every shard served from memory");
+    for (i, k) in keys.iter().enumerate() {
+        if i % 2 == 0 {
+            writer.put(k, reader(sample(k, 2)).as_mut()).unwrap();
+        } else {
+            writer.invalidate(k).unwrap();
+        }
+    }
+    for (i, k) in keys.iter().enumerate() {
+        let found = reader_store.get(k, &Request::new()).unwrap();
+        if i % 2 == 0 {
+            assert_eq!(tags(&found.unwrap())[0], 2, "{}", k.symbol);
+        } else {
+            assert!(found.is_none(), "{} was removed", k.symbol);
+        }
+    }
+}
+
+/// Overwrites the data pages of `column` in the entry file under `dir`, so
+/// that decoding that column (and only it) fails.
+fn spoil_column(dir: &std::path::Path, column: &str) {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let file = walk(dir).into_iter().find(|p| p.ends_with(".parquet")).unwrap();
+    let meta = SerializedFileReader::new(std::fs::File::open(&file).unwrap()).unwrap().metadata().clone();
+    let mut bytes = std::fs::read(&file).unwrap();
+    for group in meta.row_groups() {
+        let chunk = group.columns().iter().find(|c| c.column_path().string() == column).unwrap();
+        let (start, len) = chunk.byte_range();
+        bytes[start as usize..(start + len) as usize].fill(0xee);
+    }
+    std::fs::write(&file, &bytes).unwrap();
+}
+
+#[test]
+fn a_projection_decodes_only_its_columns_when_the_entry_is_not_cached() {
+    for (memory_cache_mb, last_day) in [("0", 30), ("1", 60_000)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = Options::default();
+        options.set("cache_dir", dir.path().to_str().unwrap()).unwrap();
+        options.set("memory_cache_mb", memory_cache_mb).unwrap();
+        // The data checksum would refuse the spoiled file before any decode.
+        options.set("verify_checksums", "false").unwrap();
+        let store = Store::open(options).unwrap();
+        let k = key("AMZN", 0, last_day);
+        store.put(&k, reader(sample(&k, 9)).as_mut()).unwrap();
+        spoil_column(dir.path(), "value");
+
+        let what = format!("memory_cache_mb {memory_cache_mb}, {last_day} rows");
+        let data = store.get(&k, &Request::new().with_columns(["tag", "date"])).unwrap().unwrap();
+        assert_eq!(data.schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>(), ["tag", "date"], "{what}");
+        assert_eq!(data.num_rows(), last_day as usize + 1, "{what}");
+        assert!(tags(&data).iter().all(|t| *t == 9), "{what}");
+        let err = store.get(&k, &Request::new()).unwrap_err();
+        assert_eq!(err.status(), Status::Corrupt, "{what}: decoding every column reaches the spoiled one: {err}");
+        let err = store.get(&k, &Request::new().with_columns(["tag", "nope"])).unwrap_err();
+        assert_eq!(err.status(), Status::InvalidArgument, "{what}");
+        assert!(err.message().contains("unknown column 'nope'"), "{what}: {err}");
+    }
+}

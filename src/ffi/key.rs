@@ -4,7 +4,7 @@ use std::ffi::c_char;
 
 use super::boundary::{arg, arg_mut, boundary, str_arg, OK};
 use super::{fstore_error, fstore_status};
-use crate::key::{lock_key, Key};
+use crate::key::{lock_key, Key, KeyRef};
 use crate::error::Result;
 
 /// The five parts of a cache key. Strings are NUL-terminated UTF-8; a symbol
@@ -31,14 +31,19 @@ pub struct fstore_key {
 }
 
 pub(crate) unsafe fn key_arg(key: *const fstore_key) -> Result<Key> {
+    key_ref_arg(key).map(KeyRef::to_key)
+}
+
+/// The key's parts, borrowed for the duration of the call.
+pub(crate) unsafe fn key_ref_arg<'a>(key: *const fstore_key) -> Result<KeyRef<'a>> {
     let key = arg(key, "key")?;
     let config = if key.config.is_null() { "" } else { str_arg(key.config, "key.config")? };
-    Ok(Key {
-        feature_set: str_arg(key.feature_set, "key.feature_set")?.to_string(),
-        symbol: str_arg(key.symbol, "key.symbol")?.to_string(),
+    Ok(KeyRef {
+        feature_set: str_arg(key.feature_set, "key.feature_set")?,
+        symbol: str_arg(key.symbol, "key.symbol")?,
         start_date: key.start_date,
         end_date: key.end_date,
-        config: config.to_string(),
+        config,
     })
 }
 

@@ -13,6 +13,7 @@
 
 mod boundary;
 mod error;
+mod export;
 mod key;
 mod options;
 mod request;

@@ -7,7 +7,7 @@ use arrow::record_batch::RecordBatchReader;
 
 use super::boundary::{arg, arg_mut, boundary, OK};
 use super::error::take_message;
-use super::key::{fstore_key, key_arg};
+use super::key::{fstore_key, key_arg, key_ref_arg};
 use super::options::fstore_options;
 use super::request::fstore_request;
 use super::sized::{check_out, read_sized, write_sized};
@@ -127,10 +127,10 @@ pub unsafe extern "C" fn fstore_store_get(
 ) -> fstore_status {
     boundary(error, || {
         let store = &arg(store, "store")?.store;
-        let key = key_arg(key)?;
+        let key = key_ref_arg(key)?;
         arg_mut(out, "out")?;
         let default = Request::new();
-        match store.get(&key, request_arg(request, &default))? {
+        match store.get_borrowed(key, request_arg(request, &default))? {
             Some(data) => {
                 export(data, out);
                 OK
@@ -157,11 +157,11 @@ pub unsafe extern "C" fn fstore_store_get_or_compute(
 ) -> fstore_status {
     boundary(error, || {
         let store = &arg(store, "store")?.store;
-        let rust_key = key_arg(key)?;
+        let rust_key = key_ref_arg(key)?;
         arg_mut(out, "out")?;
         let compute = compute.ok_or_else(|| Error::invalid_argument("compute is NULL"))?;
         let default = Request::new();
-        let data = store.get_or_compute(&rust_key, request_arg(request, &default), |k: &Key| {
+        let data = store.get_or_compute_borrowed(rust_key, request_arg(request, &default), |k: &Key| {
             run_callback(compute, userdata, key, k)
         })?;
         export(data, out);

@@ -11,7 +11,6 @@ use arrow::ffi::{from_ffi_and_data_type, FFI_ArrowArray, FFI_ArrowSchema};
 use arrow::ffi_stream::FFI_ArrowArrayStream;
 use arrow::record_batch::RecordBatchReader;
 
-use crate::data::Data;
 use crate::error::{Error, Result};
 
 /// Reads a foreign C stream. What each batch declares is checked against the
@@ -285,8 +284,5 @@ pub(crate) unsafe fn take(ptr: *mut FFI_ArrowArrayStream) -> FFI_ArrowArrayStrea
     std::ptr::replace(ptr, FFI_ArrowArrayStream::empty())
 }
 
-/// Writes `data` as a new stream into `*out` (whose old content is not read).
-pub(crate) unsafe fn export(data: Data, out: *mut FFI_ArrowArrayStream) {
-    std::ptr::write(out, FFI_ArrowArrayStream::new(Box::new(data.into_reader())));
-}
+pub(crate) use super::export::export;
 
