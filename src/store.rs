@@ -188,6 +188,17 @@ impl Store {
         found.map(|data| data.project(request.columns.as_deref())).transpose()
     }
 
+    /// What [`Store::get_or_compute`] answers without waiting or computing:
+    /// the entry, or `Ok(None)` when that call would have to wait or compute
+    /// (a corrupt file counts as missing, as there). Counts a hit but never
+    /// a miss: the `get_or_compute` that follows a `None` counts that. Lets a
+    /// binding answer a hit on the calling thread and hand only the rest to
+    /// its interruptible path.
+    pub fn try_get(&self, key: &Key, request: &Request) -> Result<Option<Data>> {
+        self.check_process()?;
+        self.first_look(&ResolvedKey::resolve(key)?, request.columns.as_deref())
+    }
+
     /// The entry of `key`, computing it with `compute` if it does not exist.
     ///
     /// Exactly one caller per entry runs `compute` at a time: within the
@@ -218,9 +229,8 @@ impl Store {
         F: FnOnce(&Key) -> Result<Box<dyn RecordBatchReader>>,
     {
         let columns = request.columns.as_deref();
-        if let Some(data) = recovering(self.read(key))? {
-            bump(&self.counters.hits, 1);
-            return data.project(columns);
+        if let Some(data) = self.first_look(key, columns)? {
+            return Ok(data);
         }
         bump(&self.counters.misses, 1);
         let wait = Wait::new(request, self.options.wait_timeout);
@@ -248,6 +258,14 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// The entry if it is there (counted as a hit), projected; a corrupt
+    /// file counts as missing.
+    fn first_look(&self, key: &ResolvedKey, columns: Option<&[String]>) -> Result<Option<Data>> {
+        let Some(data) = recovering(self.read(key))? else { return Ok(None) };
+        bump(&self.counters.hits, 1);
+        data.project(columns).map(Some)
     }
 
     /// Takes the entry's lock (or finds the entry published meanwhile),
