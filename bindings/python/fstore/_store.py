@@ -423,7 +423,7 @@ class Store:
 
     def __init__(self, cache_dir: Optional[str | os.PathLike] = None, options: Optional[Mapping[str, Any]] = None):
         self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)  # notified when _users drops to 0
+        self._idle = threading.Condition(self._lock)  # notified when _users drops to 0 while closing
         self._handle: Optional[int] = None
         self._users = 0
         self._closing = False
@@ -466,7 +466,8 @@ class Store:
     def _exit(self) -> None:
         with self._lock:
             self._users -= 1
-            if self._users == 0:
+            # Only close() waits for it; a notify costs as much as a hit.
+            if self._users == 0 and self._closing:
                 self._idle.notify_all()
 
     @contextlib.contextmanager
@@ -548,8 +549,9 @@ class Store:
         raising once `cancel` is cancelled), this call raises that
         (KeyboardInterrupt, or `Cancelled`) and one of the calls waiting for
         the entry computes it.
-        `compute` runs on the calling thread (the C call itself runs on a
-        worker thread so that the wait stays interruptible).
+        `compute` runs on the calling thread. A hit is read on the calling
+        thread too; a call that must wait or compute runs its C call on a
+        worker thread, so that the wait stays interruptible.
 
         `columns` projects (in that order). `timeout` (seconds) bounds the wait
         for another caller's compute (`Timeout`); `cancel` ends it from
@@ -560,7 +562,26 @@ class Store:
         if cancel is not None and not isinstance(cancel, CancelToken):
             raise TypeError(f"cancel must be an fstore.CancelToken, not {type(cancel).__name__}")
         c_key = _c_key(key)
-        call = _ComputeCall(compute, key, _new_request(columns, timeout), self, cancel)
+        request = _new_request(columns, timeout) if columns is not None or timeout is not None else None
+        # A hit is answered here, on the calling thread, without a hand-off.
+        # The try is not bounded by a timer, since it never waits for a lock
+        # or another caller: it reads the entry (a stat, and a decode when it
+        # is not in memory), as get() does and as the worker would; Ctrl-C
+        # lands when that read ends. Only a call that must wait or compute
+        # takes the interruptible path below. An entry removed after the try
+        # is simply computed (or waited for) there.
+        try:
+            hit = self._read(lib().fstore_store_try_get, c_key, request)
+            if hit is None and request is None:
+                request = _new_request(None, None)
+        except BaseException:
+            _free_request(request)
+            raise
+        if hit is not None:
+            if request is not None:
+                _free_request(request)
+            return hit
+        call = _ComputeCall(compute, key, request, self, cancel)
         call.caller_frame = sys._getframe()
         try:
             handle = self._enter()
@@ -588,23 +609,32 @@ class Store:
                 cancel._detach(call)
         return call.outcome()
 
+    def _read(self, read: Callable, c_key, request: Optional[int]) -> Optional[ArrowStream]:
+        """Calls `read` (fstore_store_get or fstore_store_try_get): the
+        entry, or None for FSTORE_STATUS_NOT_FOUND."""
+        out = ArrowArrayStream()
+        err = FstoreError()
+        handle = self._enter()
+        try:
+            status = read(handle, byref(c_key), request, byref(out), byref(err))
+        finally:
+            self._exit()
+        if status == STATUS_OK:
+            return ArrowStream(out)
+        if status == STATUS_NOT_FOUND:
+            lib().fstore_error_release(byref(err))
+            return None
+        raise take_error(status, err)
+
     def get(self, key: Key, columns: Optional[Iterable[str]] = None) -> Optional[ArrowStream]:
         """The data of `key`, or None if there is no entry. Never computes,
         never waits."""
         c_key = _c_key(key)
         request = _new_request(columns, None) if columns is not None else None
         try:
-            out = ArrowArrayStream()
-            err = FstoreError()
-            with self._use() as handle:
-                status = lib().fstore_store_get(handle, byref(c_key), request, byref(out), byref(err))
+            return self._read(lib().fstore_store_get, c_key, request)
         finally:
             _free_request(request)
-        if status == STATUS_NOT_FOUND:
-            lib().fstore_error_release(byref(err))
-            return None
-        check(status, err)
-        return ArrowStream(out)
 
     def put(self, key: Key, data: Any) -> None:
         """Stores `data` (any object exporting ``__arrow_c_stream__``) as the
