@@ -171,7 +171,8 @@ class ArrowStream:
 
     def __del__(self) -> None:
         try:
-            self.close()
+            if self._stream is not None:
+                self.close()
         except Exception:
             pass
 

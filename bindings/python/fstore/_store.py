@@ -153,7 +153,7 @@ def _option_text(name: str, value: Any) -> str:
 def _c_key(key: Key):
     if not isinstance(key, Key):
         raise TypeError(f"key must be an fstore.Key, not {type(key).__name__}")
-    return key.to_c()
+    return key._c or key.to_c()
 
 
 # --- get_or_compute -------------------------------------------------------
@@ -423,9 +423,9 @@ class Store:
 
     def __init__(self, cache_dir: Optional[str | os.PathLike] = None, options: Optional[Mapping[str, Any]] = None):
         self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)  # notified when _users drops to 0 while closing
+        self._idle = threading.Condition(self._lock)  # notified when a call ends while closing
         self._handle: Optional[int] = None
-        self._users = 0
+        self._uses: list[None] = []  # one item per call using the handle
         self._closing = False
         self._pid = os.getpid()
         settings: list[tuple[str, Any]] = []
@@ -454,20 +454,23 @@ class Store:
 
     # Lifetime: each call holds a use of the handle; close() waits until no
     # call uses it, then flushes and frees it. Nothing else frees it but the
-    # garbage collector (__del__).
+    # garbage collector (__del__). A use is an item of _uses, taken without
+    # the lock (list.append and pop are atomic; a lock costs as much as a
+    # hit): a call adds its use before it looks at _closing, close() sets
+    # _closing before it looks at _uses, so one of them sees the other.
 
     def _enter(self) -> int:
-        with self._lock:
-            if self._handle is None or self._closing:
-                raise InvalidState(Status.INVALID_STATE, "the store is closed")
-            self._users += 1
-            return self._handle
+        self._uses.append(None)
+        handle = self._handle
+        if handle is None or self._closing:
+            self._exit()
+            raise InvalidState(Status.INVALID_STATE, "the store is closed")
+        return handle
 
     def _exit(self) -> None:
-        with self._lock:
-            self._users -= 1
-            # Only close() waits for it; a notify costs as much as a hit.
-            if self._users == 0 and self._closing:
+        self._uses.pop()
+        if self._closing:
+            with self._lock:
                 self._idle.notify_all()
 
     @contextlib.contextmanager
@@ -493,7 +496,7 @@ class Store:
                 )
         with self._lock:
             self._closing = True
-            while self._users and self._handle is not None:
+            while self._uses and self._handle is not None:
                 self._idle.wait(_WAIT_SLICE)
             handle, self._handle = self._handle, None
         if handle is None:
@@ -571,7 +574,7 @@ class Store:
         # takes the interruptible path below. An entry removed after the try
         # is simply computed (or waited for) there.
         try:
-            hit = self._read(lib().fstore_store_try_get, c_key, request)
+            hit = self._try_get(c_key, request)
             if hit is None and request is None:
                 request = _new_request(None, None)
         except BaseException:
@@ -609,32 +612,39 @@ class Store:
                 cancel._detach(call)
         return call.outcome()
 
-    def _read(self, read: Callable, c_key, request: Optional[int]) -> Optional[ArrowStream]:
-        """Calls `read` (fstore_store_get or fstore_store_try_get): the
-        entry, or None for FSTORE_STATUS_NOT_FOUND."""
+    def _try_get(self, c_key, request: Optional[int]) -> Optional[ArrowStream]:
+        """What get_or_compute answers without waiting or computing
+        (fstore_store_try_get): the entry, or None. Anything but a hit takes
+        the slow path, which meets and reports any error itself: so the try
+        needs no error struct."""
         out = ArrowArrayStream()
-        err = FstoreError()
         handle = self._enter()
         try:
-            status = read(handle, byref(c_key), request, byref(out), byref(err))
+            status = lib().fstore_store_try_get(handle, byref(c_key), request, byref(out), None)
         finally:
             self._exit()
-        if status == STATUS_OK:
-            return ArrowStream(out)
-        if status == STATUS_NOT_FOUND:
-            lib().fstore_error_release(byref(err))
-            return None
-        raise take_error(status, err)
+        return ArrowStream(out) if status == STATUS_OK else None
 
     def get(self, key: Key, columns: Optional[Iterable[str]] = None) -> Optional[ArrowStream]:
         """The data of `key`, or None if there is no entry. Never computes,
         never waits."""
         c_key = _c_key(key)
         request = _new_request(columns, None) if columns is not None else None
+        out = ArrowArrayStream()
+        err = FstoreError()
         try:
-            return self._read(lib().fstore_store_get, c_key, request)
+            handle = self._enter()
+            try:
+                status = lib().fstore_store_get(handle, byref(c_key), request, byref(out), byref(err))
+            finally:
+                self._exit()
         finally:
             _free_request(request)
+        if status == STATUS_NOT_FOUND:
+            lib().fstore_error_release(byref(err))
+            return None
+        check(status, err)
+        return ArrowStream(out)
 
     def put(self, key: Key, data: Any) -> None:
         """Stores `data` (any object exporting ``__arrow_c_stream__``) as the
