@@ -461,6 +461,23 @@ fstore_status fstore_store_get(const struct fstore_store *store,
                                struct fstore_error *error);
 
 /*
+ What `fstore_store_get_or_compute` would answer without waiting or
+ computing: reads the entry of `key` into `out`, or returns
+ FSTORE_STATUS_NOT_FOUND (with no message) when that call would have to
+ wait or compute. Unlike `fstore_store_get`, a corrupt entry file counts
+ as missing (get_or_compute computes it again), and a miss is not counted
+ in the stats (the get_or_compute that follows counts it). Never waits for
+ a lock or another caller: for bindings whose waiting calls run elsewhere
+ (a worker thread) to answer a hit on the calling thread. `request` may be
+ NULL.
+ */
+fstore_status fstore_store_try_get(const struct fstore_store *store,
+                                   const struct fstore_key *key,
+                                   const struct fstore_request *request,
+                                   struct ArrowArrayStream *out,
+                                   struct fstore_error *error);
+
+/*
  Reads the entry of `key` into `out`, computing it with `compute` first if
  there is none. Exactly one caller per entry (across threads, and across
  processes sharing the cache) runs `compute`; the others wait, bounded by

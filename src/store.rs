@@ -200,6 +200,23 @@ impl Store {
         Ok(found)
     }
 
+    /// What [`Store::get_or_compute`] answers without waiting or computing:
+    /// the entry, or `Ok(None)` when that call would have to wait or compute
+    /// (a corrupt file counts as missing, as there). Counts a hit but never
+    /// a miss: the `get_or_compute` that follows a `None` counts that. Lets a
+    /// binding answer a hit on the calling thread and hand only the rest to
+    /// its interruptible path.
+    pub fn try_get(&self, key: &Key, request: &Request) -> Result<Option<Data>> {
+        self.try_get_borrowed(key.borrowed(), request)
+    }
+
+    /// [`Store::try_get`] of a key borrowed from the caller.
+    pub(crate) fn try_get_borrowed(&self, key: KeyRef<'_>, request: &Request) -> Result<Option<Data>> {
+        self.check_process()?;
+        let key = self.keys.resolve(key)?;
+        self.first_look(&key, request.columns.as_deref())
+    }
+
     /// The entry of `key`, computing it with `compute` if it does not exist.
     ///
     /// Exactly one caller per entry runs `compute` at a time: within the
@@ -238,8 +255,7 @@ impl Store {
         F: FnOnce(&Key) -> Result<Box<dyn RecordBatchReader>>,
     {
         let columns = request.columns.as_deref();
-        if let Some(data) = recovering(self.read(key, columns))? {
-            bump(&self.counters.hits, 1);
+        if let Some(data) = self.first_look(key, columns)? {
             return Ok(data);
         }
         bump(&self.counters.misses, 1);
@@ -268,6 +284,16 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// The entry if it is there (counted as a hit), projected; a corrupt
+    /// file counts as missing.
+    fn first_look(&self, key: &ResolvedKey, columns: Option<&[String]>) -> Result<Option<Data>> {
+        let found = recovering(self.read(key, columns))?;
+        if found.is_some() {
+            bump(&self.counters.hits, 1);
+        }
+        Ok(found)
     }
 
     /// Takes the entry's lock (or finds the entry published meanwhile),

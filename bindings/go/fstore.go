@@ -101,10 +101,18 @@ func invalidArgument(format string, args ...any) *Error {
 // cString converts s for C, refusing NUL bytes, which C would silently cut
 // the string at. Free the result with C.free.
 func cString(what, s string) (*C.char, error) {
-	if i := strings.IndexByte(s, 0); i >= 0 {
-		return nil, invalidArgument("%s contains a NUL byte (at byte %d)", what, i)
+	if err := checkNoNUL(what, s); err != nil {
+		return nil, err
 	}
 	return C.CString(s), nil
+}
+
+// checkNoNUL refuses text that a C string cannot hold.
+func checkNoNUL(what, s string) error {
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		return invalidArgument("%s contains a NUL byte (at byte %d)", what, i)
+	}
+	return nil
 }
 
 // Version is the version of the libfstore the program runs with, e.g. "0.1.0".

@@ -26,16 +26,16 @@ type Key struct {
 	Config     string
 }
 
-// cKey is a Key in C memory, valid until free.
+// cKey is a Key in C memory, valid until free. One allocation holds its
+// three strings: a hit costs few enough that each cgo call counts.
 type cKey struct {
-	c C.fstore_key
+	c   C.fstore_key
+	buf unsafe.Pointer
 }
 
 func (k *cKey) free() {
-	C.free(unsafe.Pointer(k.c.feature_set))
-	C.free(unsafe.Pointer(k.c.symbol))
-	C.free(unsafe.Pointer(k.c.config))
-	k.c = C.fstore_key{}
+	C.free(k.buf)
+	*k = cKey{}
 }
 
 // toC converts the key for a call. The checks here are only those the
@@ -50,20 +50,29 @@ func (k Key) toC() (*cKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &cKey{}
+	parts := [...]struct{ what, text string }{
+		{"key.FeatureSet", k.FeatureSet}, {"key.Symbol", k.Symbol}, {"key.Config", k.Config},
+	}
+	size := 0
+	for _, p := range parts {
+		if err := checkNoNUL(p.what, p.text); err != nil {
+			return nil, err
+		}
+		size += len(p.text) + 1
+	}
+	out := &cKey{buf: C.malloc(C.size_t(size))}
+	buf := unsafe.Slice((*byte)(out.buf), size)
+	var texts [len(parts)]*C.char
+	at := 0
+	for i, p := range parts {
+		texts[i] = (*C.char)(unsafe.Pointer(&buf[at]))
+		at += copy(buf[at:], p.text)
+		buf[at] = 0
+		at++
+	}
+	out.c.feature_set, out.c.symbol, out.c.config = texts[0], texts[1], texts[2]
 	out.c.start_date = C.int32_t(start)
 	out.c.end_date = C.int32_t(end)
-	if out.c.feature_set, err = cString("key.FeatureSet", k.FeatureSet); err != nil {
-		return nil, err
-	}
-	if out.c.symbol, err = cString("key.Symbol", k.Symbol); err != nil {
-		out.free()
-		return nil, err
-	}
-	if out.c.config, err = cString("key.Config", k.Config); err != nil {
-		out.free()
-		return nil, err
-	}
 	return out, nil
 }
 

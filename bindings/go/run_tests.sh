@@ -11,33 +11,14 @@
 #   FSTORE_GO_RACE           1 (default) runs the tests with the race detector, 0 without
 #   FSTORE_GO_CGOCHECK2      1 (default) runs them with cgo's strict pointer
 #                            checks (GOEXPERIMENT=cgocheck2), 0 without
+# Ends with a smoke run of the per-call benchmark (bench_per_call.sh --smoke).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 
-if ! command -v go >/dev/null 2>&1; then
-  echo "error: the Go toolchain is missing: install Go 1.26 or newer (https://go.dev/dl)" >&2
-  exit 2
-fi
-if ! command -v cc >/dev/null 2>&1 && [ -z "${CC:-}" ]; then
-  echo "error: cgo needs a C compiler: apt-get install gcc" >&2
-  exit 2
-fi
-
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/fstore-target}
-lib_dir=${FSTORE_LIB_DIR:-$CARGO_TARGET_DIR/release}
-if [ ! -e "$lib_dir/libfstore.so" ] && [ ! -e "$lib_dir/libfstore.a" ]; then
-  echo "error: no libfstore.so or libfstore.a in $lib_dir: build it with 'cargo build --release' or set FSTORE_LIB_DIR" >&2
-  exit 2
-fi
-lib_dir=$(cd "$lib_dir" && pwd)
+. "$here/cgo_env.sh"
 export FSTORE_LOCK_KEY_VECTORS=${FSTORE_LOCK_KEY_VECTORS:-$root/tests/vectors/lock_keys.json}
-
-export CGO_ENABLED=1
-export CGO_CFLAGS="${CGO_CFLAGS:-} -I$root/include"
-export CGO_LDFLAGS="${CGO_LDFLAGS:-} -L$lib_dir -Wl,-rpath,$lib_dir"
-export GOFLAGS="${GOFLAGS:-} -mod=mod"
 
 # Tests never touch the user's real cache (they pass their own cache_dir too).
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/fstore-go-tests.XXXXXX")
@@ -79,4 +60,9 @@ set -e
 passed=$(grep -c -- '^--- PASS' "$scratch/test.log" || true)
 failed=$(grep -c -- '^--- FAIL' "$scratch/test.log" || true)
 echo "go: $passed passed, $failed failed"
+# The per-call benchmark, briefly, so that it cannot rot.
+bench=0
+bash "$here/bench_per_call.sh" --smoke || bench=$?
+[ "$bench" -eq 0 ] || echo "go: the per-call benchmark's smoke run failed" >&2
+[ "$status" -ne 0 ] || status=$bench
 exit "$status"

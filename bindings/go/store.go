@@ -229,11 +229,15 @@ type request struct {
 	stop func() bool
 }
 
-func newRequest(ctx context.Context, opts []CallOption) (*request, error) {
+func settingsOf(opts []CallOption) callSettings {
 	var settings callSettings
 	for _, opt := range opts {
 		opt(&settings)
 	}
+	return settings
+}
+
+func newRequest(ctx context.Context, settings callSettings) (*request, error) {
 	r := &request{c: C.fstore_request_new()}
 	if err := r.setColumns(settings.columns); err != nil {
 		C.fstore_request_free(&r.c)
@@ -395,7 +399,13 @@ func (s *Store) GetOrCompute(ctx context.Context, key Key, compute ComputeFunc, 
 		return nil, err
 	}
 	defer ckey.free()
-	req, err := newRequest(ctx, opts)
+	settings := settingsOf(opts)
+	// A hit needs none of what a wait or a compute does (a request that
+	// follows the context, a handle for the callback): look first.
+	if rdr, err := tryGet(store, ckey, settings.columns); rdr != nil || err != nil {
+		return rdr, err
+	}
+	req, err := newRequest(ctx, settings)
 	if err != nil {
 		return nil, err
 	}
@@ -424,6 +434,45 @@ func (s *Store) GetOrCompute(ctx context.Context, key Key, compute ComputeFunc, 
 	return importStream(out)
 }
 
+// tryGet is GetOrCompute's first look (fstore_store_try_get): the entry, or
+// a nil reader and no error when the call must wait or compute.
+func tryGet(store *C.fstore_store, ckey *cKey, columns []string) (array.RecordReader, error) {
+	return read(store, ckey, columns, true)
+}
+
+// read is a call that never waits, fstore_store_try_get (try) or
+// fstore_store_get, so it needs neither the context nor a timeout: only a
+// projection, if any. A try that finds nothing returns no reader and no error.
+func read(store *C.fstore_store, ckey *cKey, columns []string, try bool) (array.RecordReader, error) {
+	var creq *C.fstore_request
+	if len(columns) > 0 {
+		r := &request{c: C.fstore_request_new()}
+		defer C.fstore_request_free(&r.c)
+		if err := r.setColumns(columns); err != nil {
+			return nil, err
+		}
+		creq = r.c
+	}
+	out := newStream()
+	defer C.free(unsafe.Pointer(out))
+	var cerr C.fstore_error
+	var status C.fstore_status
+	if try {
+		status = C.fstore_store_try_get(store, &ckey.c, creq, out, &cerr)
+	} else {
+		status = C.fstore_store_get(store, &ckey.c, creq, out, &cerr)
+	}
+	switch {
+	case status == C.FSTORE_STATUS_OK:
+		return importStream(out)
+	case status == C.FSTORE_STATUS_NOT_FOUND && try:
+		C.fstore_error_release(&cerr)
+		return nil, nil
+	default:
+		return nil, takeError(status, &cerr)
+	}
+}
+
 // Get returns the stored data of key, or an error matching ErrNotFound. It
 // never computes and never waits. The caller releases the returned reader.
 func (s *Store) Get(ctx context.Context, key Key, opts ...CallOption) (array.RecordReader, error) {
@@ -440,21 +489,7 @@ func (s *Store) Get(ctx context.Context, key Key, opts ...CallOption) (array.Rec
 		return nil, err
 	}
 	defer ckey.free()
-	req, err := newRequest(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	defer req.free()
-
-	out := newStream()
-	defer C.free(unsafe.Pointer(out))
-	var cerr C.fstore_error
-	if status := C.fstore_store_get(store, &ckey.c, req.c, out, &cerr); status != C.FSTORE_STATUS_OK {
-		e := takeError(status, &cerr)
-		blameContext(e, ctx)
-		return nil, e
-	}
-	return importStream(out)
+	return read(store, ckey, settingsOf(opts).columns, false)
 }
 
 // Put stores the data of rdr as the entry of key, replacing any. It reads

@@ -140,6 +140,38 @@ pub unsafe extern "C" fn fstore_store_get(
     })
 }
 
+/// What `fstore_store_get_or_compute` would answer without waiting or
+/// computing: reads the entry of `key` into `out`, or returns
+/// FSTORE_STATUS_NOT_FOUND (with no message) when that call would have to
+/// wait or compute. Unlike `fstore_store_get`, a corrupt entry file counts
+/// as missing (get_or_compute computes it again), and a miss is not counted
+/// in the stats (the get_or_compute that follows counts it). Never waits for
+/// a lock or another caller: for bindings whose waiting calls run elsewhere
+/// (a worker thread) to answer a hit on the calling thread. `request` may be
+/// NULL.
+#[no_mangle]
+pub unsafe extern "C" fn fstore_store_try_get(
+    store: *const fstore_store,
+    key: *const fstore_key,
+    request: *const fstore_request,
+    out: *mut FFI_ArrowArrayStream,
+    error: *mut fstore_error,
+) -> fstore_status {
+    boundary(error, || {
+        let store = &arg(store, "store")?.store;
+        let key = key_ref_arg(key)?;
+        arg_mut(out, "out")?;
+        let default = Request::new();
+        match store.try_get_borrowed(key, request_arg(request, &default))? {
+            Some(data) => {
+                export(data, out);
+                OK
+            }
+            None => Ok(Status::NotFound),
+        }
+    })
+}
+
 /// Reads the entry of `key` into `out`, computing it with `compute` first if
 /// there is none. Exactly one caller per entry (across threads, and across
 /// processes sharing the cache) runs `compute`; the others wait, bounded by

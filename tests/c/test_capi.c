@@ -139,6 +139,31 @@ static int entry_files(const char *dir) {
   return parquet_files;
 }
 
+/* Flips one byte in the middle of every entry file under `path`. */
+static int corrupt_parquet(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  size_t n = strlen(path);
+  FILE *file;
+  int byte;
+  (void)ftw;
+  if (flag != FTW_F || n <= 8 || strcmp(path + n - 8, ".parquet") != 0) return 0;
+  file = fopen(path, "r+b");
+  CHECK(file != NULL);
+  CHECK(fseek(file, (long)(sb->st_size / 2), SEEK_SET) == 0);
+  byte = fgetc(file);
+  CHECK(byte != EOF);
+  CHECK(fseek(file, (long)(sb->st_size / 2), SEEK_SET) == 0);
+  CHECK(fputc(byte ^ 0xff, file) != EOF);
+  CHECK(fclose(file) == 0);
+  parquet_files++;
+  return 0;
+}
+
+static int corrupt_entry_files(const char *dir) {
+  parquet_files = 0;
+  nftw(dir, corrupt_parquet, 16, FTW_PHYS);
+  return parquet_files;
+}
+
 /* ---- data ---------------------------------------------------------------- */
 
 enum { MAX_ROWS = 64 };
@@ -631,6 +656,69 @@ static void test_get_or_compute(void) {
     EXPECT_SAMPLE(&stream, 20, 18000, 7.0);
     fstore_store_close(&other);
   }
+  ctx_destroy(&ctx);
+  fstore_store_close(&store);
+  remove_temp_dir(dir);
+}
+
+/* try_get answers what get_or_compute would without waiting or computing:
+ * a hit (counted), NOT_FOUND for a miss (not counted: the get_or_compute
+ * that follows counts it) and for a corrupt file (get_or_compute recomputes
+ * it, where get reports CORRUPT). */
+static void test_try_get(void) {
+  static const char *const close_only[] = {"close"};
+  char *dir = make_temp_dir();
+  fstore_store *store = open_store(dir);
+  fstore_key key = make_key("returns", "TRY", 500, 509, NULL);
+  fstore_request *request = fstore_request_new();
+  struct ArrowArrayStream stream;
+  fstore_error err = {0};
+  fstore_stats before, after;
+  compute_ctx ctx;
+  ctx_init(&ctx, COMPUTE_SAMPLE, 10, 500, 4.0);
+
+  memset(&stream, 0, sizeof stream);
+  before = get_stats(store);
+  CHECK(fstore_store_try_get(store, &key, NULL, &stream, &err) == FSTORE_STATUS_NOT_FOUND);
+  CHECK(err.status == FSTORE_STATUS_NOT_FOUND && err.message == NULL);
+  CHECK(stream.release == NULL);
+  after = get_stats(store);
+  CHECK(after.misses == before.misses && after.hits == before.hits);
+
+  /* The miss is counted once, by the get_or_compute that follows. */
+  EXPECT_OK(fstore_store_get_or_compute(store, &key, NULL, compute, &ctx, &stream, &err), err);
+  EXPECT_SAMPLE(&stream, 10, 500, 4.0);
+  after = get_stats(store);
+  CHECK(after.misses == before.misses + 1 && after.computes == before.computes + 1);
+
+  before = after;
+  EXPECT_OK(fstore_store_try_get(store, &key, NULL, &stream, &err), err);
+  EXPECT_SAMPLE(&stream, 10, 500, 4.0);
+  after = get_stats(store);
+  CHECK(after.hits == before.hits + 1 && after.misses == before.misses);
+  EXPECT_OK(fstore_request_set_columns(request, close_only, 1, &err), err);
+  EXPECT_OK(fstore_store_try_get(store, &key, request, &stream, &err), err);
+  expect_sample_columns(&stream, 10, 500, 4.0, close_only, 1, __FILE__, __LINE__);
+  CHECK(ctx_calls(&ctx) == 1);
+
+  /* A corrupt file: get reports it, try_get says "compute it". */
+  CHECK(corrupt_entry_files(dir) == 1);
+  EXPECT(fstore_store_get(store, &key, NULL, &stream, &err), FSTORE_STATUS_CORRUPT, err, NULL);
+  CHECK(fstore_store_try_get(store, &key, NULL, &stream, &err) == FSTORE_STATUS_NOT_FOUND);
+  CHECK(err.message == NULL && stream.release == NULL);
+  fstore_error_release(&err);
+  EXPECT_OK(fstore_store_get_or_compute(store, &key, NULL, compute, &ctx, &stream, &err), err);
+  EXPECT_SAMPLE(&stream, 10, 500, 4.0);
+  CHECK(ctx_calls(&ctx) == 2);
+
+  EXPECT(fstore_store_try_get(NULL, &key, NULL, &stream, &err), FSTORE_STATUS_INVALID_ARGUMENT, err,
+         "store is NULL");
+  EXPECT(fstore_store_try_get(store, NULL, NULL, &stream, &err), FSTORE_STATUS_INVALID_ARGUMENT, err,
+         "key is NULL");
+  EXPECT(fstore_store_try_get(store, &key, NULL, NULL, &err), FSTORE_STATUS_INVALID_ARGUMENT, err,
+         "out is NULL");
+
+  fstore_request_free(&request);
   ctx_destroy(&ctx);
   fstore_store_close(&store);
   remove_temp_dir(dir);
@@ -1997,6 +2085,7 @@ int main(int argc, char **argv) {
       {"open_close", test_open_close},
       {"unwritable_cache_dir", test_unwritable_cache_dir},
       {"get_or_compute", test_get_or_compute},
+      {"try_get", test_try_get},
       {"projection", test_projection},
       {"put_contains_invalidate", test_put_contains_invalidate},
       {"config_canonical", test_config_canonical},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 from ctypes import CFUNCTYPE, PYFUNCTYPE, c_char_p, c_int, c_size_t, c_void_p, py_object, sizeof
+from typing import Any
 
 from ._errors import InvalidState
 from ._lib import ArrowArrayStream
@@ -106,9 +107,18 @@ def move_stream_into(capsule: object, dest: int) -> None:
     released.release = None
 
 
+# Release callbacks by address: a few functions of the library, each wrapped
+# once rather than on every release.
+_release_fns: dict[int, Any] = {}
+
+
 def _release(stream: ArrowArrayStream) -> None:
-    if stream.release:
-        _RELEASE_FN(stream.release)(ctypes.addressof(stream))
+    address = stream.release
+    if address:
+        release = _release_fns.get(address)
+        if release is None:
+            release = _release_fns.setdefault(address, _RELEASE_FN(address))
+        release(ctypes.addressof(stream))
         stream.release = None
 
 
@@ -161,7 +171,8 @@ class ArrowStream:
 
     def __del__(self) -> None:
         try:
-            self.close()
+            if self._stream is not None:
+                self.close()
         except Exception:
             pass
 

@@ -78,7 +78,7 @@ class Key:
     spacing. Keys are immutable and hashable.
     """
 
-    __slots__ = ("feature_set", "symbol", "start_date", "end_date", "config")
+    __slots__ = ("feature_set", "symbol", "start_date", "end_date", "config", "_c")
 
     feature_set: str
     symbol: str
@@ -103,6 +103,7 @@ class Key:
         init(self, "start_date", to_days(start_date, "start_date"))
         init(self, "end_date", to_days(end_date, "end_date"))
         init(self, "config", _config_text(config))
+        init(self, "_c", None)
 
     @property
     def start(self) -> datetime.date:
@@ -134,11 +135,17 @@ class Key:
         return (Key, self._parts())
 
     def to_c(self) -> FstoreKey:
-        """The `fstore_key` struct (it keeps its encoded strings alive)."""
-        return FstoreKey(
-            feature_set=encode_text(self.feature_set, "feature_set"),
-            symbol=encode_text(self.symbol, "symbol"),
-            start_date=self.start_date,
-            end_date=self.end_date,
-            config=None if self.config is None else encode_text(self.config, "config"),
-        )
+        """The `fstore_key` struct (it keeps its encoded strings alive).
+        Made once per key: the key is immutable and the library only reads
+        the struct, so every call and thread may share it."""
+        c = self._c
+        if c is None:
+            c = FstoreKey(
+                feature_set=encode_text(self.feature_set, "feature_set"),
+                symbol=encode_text(self.symbol, "symbol"),
+                start_date=self.start_date,
+                end_date=self.end_date,
+                config=None if self.config is None else encode_text(self.config, "config"),
+            )
+            object.__setattr__(self, "_c", c)
+        return c

@@ -116,6 +116,7 @@ _SIGNATURES = {
     "fstore_store_open": (c_uint32, [c_void_p, POINTER(c_void_p), _ERR]),
     "fstore_store_close": (None, [POINTER(c_void_p)]),
     "fstore_store_get": (c_uint32, [c_void_p, _KEY, c_void_p, _STREAM, _ERR]),
+    "fstore_store_try_get": (c_uint32, [c_void_p, _KEY, c_void_p, _STREAM, _ERR]),
     "fstore_store_get_or_compute": (c_uint32, [c_void_p, _KEY, c_void_p, COMPUTE_FN, c_void_p, _STREAM, _ERR]),
     "fstore_store_put": (c_uint32, [c_void_p, _KEY, _STREAM, _ERR]),
     "fstore_store_invalidate": (c_uint32, [c_void_p, _KEY, _ERR]),

@@ -153,7 +153,7 @@ def _option_text(name: str, value: Any) -> str:
 def _c_key(key: Key):
     if not isinstance(key, Key):
         raise TypeError(f"key must be an fstore.Key, not {type(key).__name__}")
-    return key.to_c()
+    return key._c or key.to_c()
 
 
 # --- get_or_compute -------------------------------------------------------
@@ -423,9 +423,9 @@ class Store:
 
     def __init__(self, cache_dir: Optional[str | os.PathLike] = None, options: Optional[Mapping[str, Any]] = None):
         self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)  # notified when _users drops to 0
+        self._idle = threading.Condition(self._lock)  # notified when a call ends while closing
         self._handle: Optional[int] = None
-        self._users = 0
+        self._uses: list[None] = []  # one item per call using the handle
         self._closing = False
         self._pid = os.getpid()
         settings: list[tuple[str, Any]] = []
@@ -454,19 +454,23 @@ class Store:
 
     # Lifetime: each call holds a use of the handle; close() waits until no
     # call uses it, then flushes and frees it. Nothing else frees it but the
-    # garbage collector (__del__).
+    # garbage collector (__del__). A use is an item of _uses, taken without
+    # the lock (list.append and pop are atomic; a lock costs as much as a
+    # hit): a call adds its use before it looks at _closing, close() sets
+    # _closing before it looks at _uses, so one of them sees the other.
 
     def _enter(self) -> int:
-        with self._lock:
-            if self._handle is None or self._closing:
-                raise InvalidState(Status.INVALID_STATE, "the store is closed")
-            self._users += 1
-            return self._handle
+        self._uses.append(None)
+        handle = self._handle
+        if handle is None or self._closing:
+            self._exit()
+            raise InvalidState(Status.INVALID_STATE, "the store is closed")
+        return handle
 
     def _exit(self) -> None:
-        with self._lock:
-            self._users -= 1
-            if self._users == 0:
+        self._uses.pop()
+        if self._closing:
+            with self._lock:
                 self._idle.notify_all()
 
     @contextlib.contextmanager
@@ -492,7 +496,7 @@ class Store:
                 )
         with self._lock:
             self._closing = True
-            while self._users and self._handle is not None:
+            while self._uses and self._handle is not None:
                 self._idle.wait(_WAIT_SLICE)
             handle, self._handle = self._handle, None
         if handle is None:
@@ -548,8 +552,9 @@ class Store:
         raising once `cancel` is cancelled), this call raises that
         (KeyboardInterrupt, or `Cancelled`) and one of the calls waiting for
         the entry computes it.
-        `compute` runs on the calling thread (the C call itself runs on a
-        worker thread so that the wait stays interruptible).
+        `compute` runs on the calling thread. A hit is read on the calling
+        thread too; a call that must wait or compute runs its C call on a
+        worker thread, so that the wait stays interruptible.
 
         `columns` projects (in that order). `timeout` (seconds) bounds the wait
         for another caller's compute (`Timeout`); `cancel` ends it from
@@ -560,7 +565,26 @@ class Store:
         if cancel is not None and not isinstance(cancel, CancelToken):
             raise TypeError(f"cancel must be an fstore.CancelToken, not {type(cancel).__name__}")
         c_key = _c_key(key)
-        call = _ComputeCall(compute, key, _new_request(columns, timeout), self, cancel)
+        request = _new_request(columns, timeout) if columns is not None or timeout is not None else None
+        # A hit is answered here, on the calling thread, without a hand-off.
+        # The try is not bounded by a timer, since it never waits for a lock
+        # or another caller: it reads the entry (a stat, and a decode when it
+        # is not in memory), as get() does and as the worker would; Ctrl-C
+        # lands when that read ends. Only a call that must wait or compute
+        # takes the interruptible path below. An entry removed after the try
+        # is simply computed (or waited for) there.
+        try:
+            hit = self._try_get(c_key, request)
+            if hit is None and request is None:
+                request = _new_request(None, None)
+        except BaseException:
+            _free_request(request)
+            raise
+        if hit is not None:
+            if request is not None:
+                _free_request(request)
+            return hit
+        call = _ComputeCall(compute, key, request, self, cancel)
         call.caller_frame = sys._getframe()
         try:
             handle = self._enter()
@@ -588,16 +612,32 @@ class Store:
                 cancel._detach(call)
         return call.outcome()
 
+    def _try_get(self, c_key, request: Optional[int]) -> Optional[ArrowStream]:
+        """What get_or_compute answers without waiting or computing
+        (fstore_store_try_get): the entry, or None. Anything but a hit takes
+        the slow path, which meets and reports any error itself: so the try
+        needs no error struct."""
+        out = ArrowArrayStream()
+        handle = self._enter()
+        try:
+            status = lib().fstore_store_try_get(handle, byref(c_key), request, byref(out), None)
+        finally:
+            self._exit()
+        return ArrowStream(out) if status == STATUS_OK else None
+
     def get(self, key: Key, columns: Optional[Iterable[str]] = None) -> Optional[ArrowStream]:
         """The data of `key`, or None if there is no entry. Never computes,
         never waits."""
         c_key = _c_key(key)
         request = _new_request(columns, None) if columns is not None else None
+        out = ArrowArrayStream()
+        err = FstoreError()
         try:
-            out = ArrowArrayStream()
-            err = FstoreError()
-            with self._use() as handle:
+            handle = self._enter()
+            try:
                 status = lib().fstore_store_get(handle, byref(c_key), request, byref(out), byref(err))
+            finally:
+                self._exit()
         finally:
             _free_request(request)
         if status == STATUS_NOT_FOUND:
