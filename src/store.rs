@@ -22,6 +22,7 @@ use crate::memory_cache::MemoryCache;
 use crate::options::{LockGranularity, ManifestChoice, Options};
 use crate::pg::{LockStats, PgLocks, PgPool, PoolStats};
 use crate::request::{Request, Wait};
+use crate::scan::{Scan, ScanRequest};
 use crate::storage::{Published, Storage};
 
 /// Counters since the store was opened.
@@ -186,6 +187,13 @@ impl Store {
         let found = self.read(&key)?;
         bump(if found.is_some() { &self.counters.hits } else { &self.counters.misses }, 1);
         found.map(|data| data.project(request.columns.as_deref())).transpose()
+    }
+
+    /// Many entries of one feature set and config at once, as one stream
+    /// with the key columns in front; never computes. See [`crate::scan`].
+    pub fn scan(&self, request: &ScanRequest) -> Result<Scan> {
+        self.check_process()?;
+        crate::scan::run(self, request)
     }
 
     /// The entry of `key`, computing it with `compute` if it does not exist.
@@ -512,6 +520,20 @@ impl Store {
                 self.owner_pid
             )))
         }
+    }
+
+    /// The entry's data projected to `columns`: through the memory cache
+    /// when it is on (which keeps whole entries), else decoding only those
+    /// columns.
+    pub(crate) fn read_projected(&self, key: &ResolvedKey, columns: Option<&[String]>) -> Result<Option<Data>> {
+        if self.memory.enabled() {
+            return self.read(key)?.map(|data| data.project(columns)).transpose();
+        }
+        let Some(read) = self.storage.read(key, columns)? else {
+            return Ok(None);
+        };
+        bump(&self.counters.bytes_read, read.bytes);
+        Ok(Some(read.data))
     }
 
     /// The entry's data, from memory while its file is the one it was

@@ -2,7 +2,7 @@
 # Runs every test in every language: Rust (core, C ABI, processes, forks),
 # 60 s of property fuzzing, the C program plainly, under valgrind and under
 # ASan+UBSan, C++ with CMake/ctest (plainly, ASan+UBSan, TSan), Go, Python, a
-# demo smoke run, the fault tests (a host cut off in a network namespace, a
+# demo smoke run, the scan benchmark's smoke run, the fault tests (a host cut off in a network namespace, a
 # server that ends idle transactions, a full disk; root only) and a soak.
 #
 #   tests/run_all.sh            # everything
@@ -62,7 +62,7 @@ if [ -z "${FSTORE_TEST_PG_DSN:-}" ]; then
 fi
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(build rust fuzz header c cpp go python demo faults soak)
+[ ${#steps[@]} -gt 0 ] || steps=(build rust fuzz header c cpp go python demo benchscan faults soak)
 passed=0
 failed=0
 failures=()
@@ -131,9 +131,11 @@ for step in "${steps[@]}"; do
     go) run_step go bash bindings/go/run_tests.sh ;;
     python) run_step python bash bindings/python/run_tests.sh ;;
     demo) run_step demo cargo run --release --example training_workers -- --fresh --workers 4 --epochs 3 --compute-ms 5 ;;
+    # The scan benchmark's smoke run (about 10 s), so that it cannot rot.
+    benchscan) run_step benchscan cargo run --release --example bench_scan -- --smoke ;;
     faults) run_step faults cargo test --release --test faults -- --nocapture --test-threads=1 ;;
     soak) run_step soak cargo test --release --test soak -- --nocapture ;;
-    *) echo "unknown step '$step' (steps: build rust fuzz header c cpp go python demo faults soak)" >&2; exit 2 ;;
+    *) echo "unknown step '$step' (steps: build rust fuzz header c cpp go python demo benchscan faults soak)" >&2; exit 2 ;;
   esac
 done
 

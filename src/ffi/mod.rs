@@ -16,6 +16,7 @@ mod error;
 mod key;
 mod options;
 mod request;
+mod scan;
 mod sized;
 mod store;
 mod stream;
@@ -24,6 +25,7 @@ pub use error::*;
 pub use key::*;
 pub use options::*;
 pub use request::*;
+pub use scan::*;
 pub use store::*;
 
 use std::ffi::c_char;
