@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{ArrayRef, Date32Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 
 use crate::data::Data;
 use crate::error::{Error, Result, Status};
@@ -212,20 +212,29 @@ impl Checked {
     }
 }
 
-/// What reading one entry gave.
+/// What reading one entry gave: its data, and its key columns (built on
+/// the reading thread) as long as its longest batch.
 enum Read {
-    Found(Data),
+    Found { data: Data, key_columns: [ArrayRef; 3] },
     Missing(String),
 }
 
 /// Runs a scan on `store`. See the module documentation.
 pub(crate) fn run(store: &Store, request: &ScanRequest) -> Result<Scan> {
     let checked = check(request)?;
-    let mut rows: Vec<ManifestRow> = store.manifest_rows()?.into_iter().filter(|r| checked.covers(r)).collect();
+    let listed = store.manifest.rows_shared()?;
+    let mut rows: Vec<&ManifestRow> = listed.iter().filter(|r| checked.covers(r)).collect();
     rows.sort_by(|a, b| (&a.symbol, a.start_date, a.end_date).cmp(&(&b.symbol, b.start_date, b.end_date)));
     let keys: Vec<ResolvedKey> = rows.iter().map(|r| checked.resolved(r)).collect();
     let reads = read_all(store, &keys, checked.columns.as_deref())?;
     assemble(&keys, reads)
+}
+
+/// Threads a scan reads on: the cores this process may use (read once:
+/// asking costs tens of microseconds of cgroup files), at most [`READ_THREADS`].
+fn read_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, READ_THREADS))
 }
 
 /// Reads every entry, verified, on up to [`READ_THREADS`] threads; results
@@ -233,14 +242,14 @@ pub(crate) fn run(store: &Store, request: &ScanRequest) -> Result<Scan> {
 /// `Missing`; any other failure (a file that cannot be opened, an unknown
 /// column) fails the scan.
 fn read_all(store: &Store, keys: &[ResolvedKey], columns: Option<&[String]>) -> Result<Vec<Read>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, READ_THREADS).min(keys.len().max(1));
+    let threads = read_threads().min(keys.len().max(1));
     let next = AtomicUsize::new(0);
     let slots: Vec<Mutex<Option<Result<Read>>>> = keys.iter().map(|_| Mutex::new(None)).collect();
     let work = || loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(key) = keys.get(i) else { break };
         let read = match store.read_projected(key, columns) {
-            Ok(Some(data)) => Ok(Read::Found(data)),
+            Ok(Some(data)) => with_key_columns(&key.key, data),
             Ok(None) => Ok(Read::Missing("its file is missing".into())),
             Err(e) if e.status() == Status::Corrupt => Ok(Read::Missing(e.message().to_string())),
             Err(e) => Err(e.context(format!("scan: {}", describe(&key.key)))),
@@ -259,75 +268,71 @@ fn read_all(store: &Store, keys: &[ResolvedKey], columns: Option<&[String]>) -> 
         .collect()
 }
 
-/// Puts the key columns in front of each entry's batches and checks that
-/// every entry has one schema.
+/// Checks that every entry has one schema, and that no feature column is
+/// named like a key column; puts the key columns in front of every batch.
 fn assemble(keys: &[ResolvedKey], reads: Vec<Read>) -> Result<Scan> {
     let mut missing = Vec::new();
-    let mut first: Option<(&ResolvedKey, SchemaRef)> = None;
-    let mut schema: Option<SchemaRef> = None;
+    let mut first: Option<(&ResolvedKey, SchemaRef, SchemaRef)> = None;
     let mut batches = Vec::new();
     for (key, read) in keys.iter().zip(reads) {
-        let data = match read {
-            Read::Found(data) => data,
+        let (data, key_columns) = match read {
+            Read::Found { data, key_columns } => (data, key_columns),
             Read::Missing(reason) => {
                 missing.push(MissingEntry { key: key.key.clone(), reason });
                 continue;
             }
         };
-        match &first {
-            None => {
-                if let Some(name) = data.schema.fields().iter().map(|f| f.name()).find(|n| is_key_column(n)) {
-                    return Err(Error::invalid_data(format!(
-                        "scan: entry {} has a column named '{name}', which a scan uses for its key",
-                        describe(&key.key)
-                    )));
-                }
-                schema = Some(with_key_columns(&data.schema));
-                first = Some((key, data.schema.clone()));
-            }
-            Some((first_key, first_schema)) => {
-                if data.schema.fields() != first_schema.fields() {
-                    return Err(Error::invalid_data(format!(
-                        "scan: entries have different columns: {} has {}, but {} has {}",
-                        describe(&first_key.key),
-                        columns_of(first_schema),
-                        describe(&key.key),
-                        columns_of(&data.schema)
-                    )));
-                }
-            }
+        let (_, features, schema) = first.get_or_insert_with(|| {
+            let schema = output_schema(&data.schema);
+            (key, data.schema.clone(), schema)
+        });
+        if let Some(name) = features.fields().iter().map(|f| f.name()).find(|n| is_key_column(n)) {
+            return Err(Error::invalid_data(format!(
+                "scan: entry {} has a column named '{name}', which a scan uses for its key",
+                describe(&key.key)
+            )));
         }
-        let schema = schema.as_ref().expect("set with the first entry");
+        if !Arc::ptr_eq(features, &data.schema) && features.fields() != data.schema.fields() {
+            let first_key = first.as_ref().map(|f| f.0).expect("set above");
+            return Err(Error::invalid_data(format!(
+                "scan: entries have different columns: {} has {}, but {} has {}",
+                describe(&first_key.key),
+                columns_of(&first.as_ref().expect("set above").1),
+                describe(&key.key),
+                columns_of(&data.schema)
+            )));
+        }
         for batch in &data.batches {
-            batches.push(prepend_key(schema, &key.key, batch)?);
+            let n = batch.num_rows();
+            let mut columns: Vec<ArrayRef> = key_columns.iter().map(|c| c.slice(0, n)).collect();
+            columns.extend(batch.columns().iter().cloned());
+            batches.push(RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::internal(format!("scan: {e}")))?);
         }
     }
-    let schema = schema.unwrap_or_else(|| with_key_columns(&Arc::new(Schema::empty())));
+    let schema = first.map_or_else(|| output_schema(&Arc::new(Schema::empty())), |(_, _, schema)| schema);
     Ok(Scan { data: Data { schema, batches }, missing })
 }
 
-fn key_fields() -> [Field; 3] {
-    [
+/// The key columns, then the entry's own.
+fn output_schema(features: &SchemaRef) -> SchemaRef {
+    let keys = [
         Field::new(SYMBOL_COLUMN, DataType::Utf8, false),
         Field::new(START_DATE_COLUMN, DataType::Date32, false),
         Field::new(END_DATE_COLUMN, DataType::Date32, false),
-    ]
-}
-
-fn with_key_columns(features: &SchemaRef) -> SchemaRef {
-    let fields: Vec<Field> = key_fields().into_iter().chain(features.fields().iter().map(|f| f.as_ref().clone())).collect();
+    ];
+    let fields: Vec<FieldRef> = keys.into_iter().map(Arc::new).chain(features.fields().iter().cloned()).collect();
     Arc::new(Schema::new(fields))
 }
 
-fn prepend_key(schema: &SchemaRef, key: &Key, batch: &RecordBatch) -> Result<RecordBatch> {
-    let n = batch.num_rows();
-    let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(key.symbol.as_str(), n))),
-        Arc::new(Date32Array::from_iter_values(std::iter::repeat_n(key.start_date, n))),
-        Arc::new(Date32Array::from_iter_values(std::iter::repeat_n(key.end_date, n))),
+/// The entry's key columns, as long as its longest batch.
+fn with_key_columns(key: &Key, data: Data) -> Result<Read> {
+    let longest = data.batches.iter().map(|b| b.num_rows()).max().unwrap_or(0);
+    let key_columns: [ArrayRef; 3] = [
+        Arc::new(StringArray::new_repeated(&key.symbol, longest)),
+        Arc::new(Date32Array::from_value(key.start_date, longest)),
+        Arc::new(Date32Array::from_value(key.end_date, longest)),
     ];
-    columns.extend(batch.columns().iter().cloned());
-    RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::internal(format!("scan: {e}")))
+    Ok(Read::Found { data, key_columns })
 }
 
 fn columns_of(schema: &SchemaRef) -> String {

@@ -262,3 +262,27 @@ fn a_feature_column_named_like_a_key_column_is_refused() {
     assert_eq!(status, Status::InvalidData);
     assert!(message.contains("has a column named 'fstore_symbol'"), "{message}");
 }
+
+/// The embedded manifest's listing is kept between scans while its files
+/// are unchanged: an entry another store (another process) publishes after
+/// a cached listing is still found by the next scan.
+#[test]
+fn a_scan_sees_entries_another_store_published_after_its_listing_was_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(embedded(dir.path())).unwrap();
+    put(&store, &key("AAPL", 1, 5), 1);
+    store.flush().unwrap();
+    // Past the settling time, so that the next listing is kept and reused.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(store.scan(&window(0, 10)).unwrap().data.num_rows(), 5);
+    assert_eq!(store.scan(&window(0, 10)).unwrap().data.num_rows(), 5);
+    let other = Store::open(embedded(dir.path())).unwrap();
+    put(&other, &key("MSFT", 1, 5), 2);
+    other.flush().unwrap();
+    let scan = store.scan(&window(0, 10)).unwrap();
+    assert_eq!(scan_rows(&scan.data), expected_rows(&[(key("AAPL", 1, 5), 1), (key("MSFT", 1, 5), 2)]));
+    // And one it invalidated is gone.
+    other.invalidate(&key("AAPL", 1, 5)).unwrap();
+    other.flush().unwrap();
+    assert_eq!(scan_rows(&store.scan(&window(0, 10)).unwrap().data), expected_rows(&[(key("MSFT", 1, 5), 2)]));
+}
