@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"errors"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -147,16 +148,17 @@ func readMissing(stream *C.struct_ArrowArrayStream) ([]MissingEntry, error) {
 		featureSet, symbol := col("feature_set").(*array.String), col("symbol").(*array.String)
 		starts, ends := col("start_date").(*array.Date32), col("end_date").(*array.Date32)
 		config, reason := col("config").(*array.String), col("reason").(*array.String)
+		// Values point into the stream's C memory, released on return: copy them.
 		for i := 0; i < int(rec.NumRows()); i++ {
 			out = append(out, MissingEntry{
 				Key: Key{
-					FeatureSet: featureSet.Value(i),
-					Symbol:     symbol.Value(i),
+					FeatureSet: strings.Clone(featureSet.Value(i)),
+					Symbol:     strings.Clone(symbol.Value(i)),
 					Start:      starts.Value(i).ToTime(),
 					End:        ends.Value(i).ToTime(),
-					Config:     config.Value(i),
+					Config:     strings.Clone(config.Value(i)),
 				},
-				Reason: reason.Value(i),
+				Reason: strings.Clone(reason.Value(i)),
 			})
 		}
 	}
