@@ -127,6 +127,33 @@ typedef struct fstore_error {
 } fstore_error;
 
 /*
+ What `fstore_store_scan` reads. Strings are NUL-terminated UTF-8.
+
+ - `feature_set`: as in `fstore_key`.
+ - `symbols[0..symbol_count]`: the symbols to read; `symbols` NULL (with
+   `symbol_count` 0) reads every symbol. A non-NULL list with
+   `symbol_count` 0 is refused (FSTORE_STATUS_INVALID_ARGUMENT), so that
+   an empty selection never reads everything.
+ - `start_date`, `end_date`: the window (days since 1970-01-01, both
+   included, `end_date >= start_date`). An entry is read when its whole
+   range lies within the window; one that only overlaps it is not.
+ - `config`: JSON text (NULL or empty means `{}`), canonicalised as in
+   `fstore_key`; only entries of this config are read.
+ - `columns[0..column_count]`: feature columns to return, in this order;
+   `column_count` 0 returns all.
+ */
+typedef struct fstore_scan_request {
+  const char *feature_set;
+  const char *const *symbols;
+  size_t symbol_count;
+  int32_t start_date;
+  int32_t end_date;
+  const char *config;
+  const char *const *columns;
+  size_t column_count;
+} fstore_scan_request;
+
+/*
  The five parts of a cache key. Strings are NUL-terminated UTF-8; a symbol
  or feature set is 1 to 1,024 bytes. Dates are days since 1970-01-01 (Arrow
  date32), `end_date >= start_date`. `config` is JSON text (NULL or empty
@@ -425,6 +452,26 @@ void fstore_request_cancel(const struct fstore_request *request);
  Frees `*request` (NULL allowed) and sets it to NULL.
  */
 void fstore_request_free(struct fstore_request **request);
+
+/*
+ Reads the entries `scan` selects into `out`, one stream: the key columns
+ `fstore_symbol` (utf8), `fstore_start_date` and `fstore_end_date`
+ (date32), then the entries' columns (or the projected ones), entries in
+ the order of symbol, start date and end date. Never computes. Entries
+ the manifest lists whose file is missing or fails verification are not
+ dropped: they are written to `missing`, one row each: feature_set,
+ symbol (utf8), start_date, end_date (date32), config (canonical JSON),
+ reason (utf8); the call still returns FSTORE_STATUS_OK. Entries whose
+ (projected) columns differ, or a feature column named like a key column,
+ fail with FSTORE_STATUS_INVALID_DATA naming the entries; an unknown
+ column with FSTORE_STATUS_INVALID_ARGUMENT. A scan that selects no entry
+ returns the key columns only. Both streams are written only on success.
+ */
+fstore_status fstore_store_scan(const struct fstore_store *store,
+                                const struct fstore_scan_request *scan,
+                                struct ArrowArrayStream *out,
+                                struct ArrowArrayStream *missing,
+                                struct fstore_error *error);
 
 /*
  Opens the store that `options` describe (NULL: all defaults) into `*out`.

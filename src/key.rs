@@ -136,7 +136,7 @@ pub(crate) fn namespaced(lock_key: i64, namespace: &str) -> i64 {
     i64::from_be_bytes(hasher.finalize()[..8].try_into().expect("SHA-256 is 32 bytes"))
 }
 
-fn check_name(what: &str, value: &str) -> Result<()> {
+pub(crate) fn check_name(what: &str, value: &str) -> Result<()> {
     if value.is_empty() {
         return Err(Error::invalid_argument(format!("{what} is empty")));
     }
@@ -152,7 +152,7 @@ fn check_name(what: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-fn check_date(what: &str, days: i32) -> Result<()> {
+pub(crate) fn check_date(what: &str, days: i32) -> Result<()> {
     if !(MIN_DATE..=MAX_DATE).contains(&days) {
         return Err(Error::invalid_argument(format!(
             "{what} {days} is outside the dates a manifest can store: days {MIN_DATE} (4714-11-24 BC) to \

@@ -25,6 +25,7 @@ mod migration;
 mod options;
 mod pg;
 mod request;
+mod scan;
 mod storage;
 mod store;
 mod sync;
@@ -43,6 +44,7 @@ pub use migration::{migrate_manifest, migrate_schema, rebind, MigrationReport};
 pub use options::{LockGranularity, ManifestChoice, Options, PostgresOptions, OPTION_NAMES};
 pub use pg::{LockStats, PoolStats};
 pub use request::Request;
+pub use scan::{MissingEntry, Scan, ScanRequest, END_DATE_COLUMN, START_DATE_COLUMN, SYMBOL_COLUMN};
 pub use store::{Stats, Store};
 
 /// The library version.

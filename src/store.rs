@@ -23,6 +23,7 @@ use crate::memory_cache::MemoryCache;
 use crate::options::{LockGranularity, ManifestChoice, Options};
 use crate::pg::{LockStats, PgLocks, PgPool, PoolStats};
 use crate::request::{Request, Wait};
+use crate::scan::{Scan, ScanRequest};
 use crate::storage::{Published, Storage};
 
 /// Counters since the store was opened.
@@ -215,6 +216,13 @@ impl Store {
         self.check_process()?;
         let key = self.keys.resolve(key)?;
         self.first_look(&key, request.columns.as_deref())
+    }
+
+    /// Many entries of one feature set and config at once, as one stream
+    /// with the key columns in front; never computes. See [`crate::scan`].
+    pub fn scan(&self, request: &ScanRequest) -> Result<Scan> {
+        self.check_process()?;
+        crate::scan::run(self, request)
     }
 
     /// The entry of `key`, computing it with `compute` if it does not exist.
@@ -569,7 +577,7 @@ impl Store {
     /// the one they were decoded from, else from the file; `Corrupt` for a
     /// file that fails its checks. An entry the memory cache would not keep
     /// is decoded only as far as the columns asked.
-    fn read(&self, key: &ResolvedKey, columns: Option<&[String]>) -> Result<Option<Data>> {
+    pub(crate) fn read(&self, key: &ResolvedKey, columns: Option<&[String]>) -> Result<Option<Data>> {
         if self.memory.enabled() {
             let Some(stamp) = self.storage.stamp(&key.entry_id)? else {
                 return Ok(None);

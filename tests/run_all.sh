@@ -4,7 +4,7 @@
 # ASan+UBSan, C++ with CMake/ctest (plainly, ASan+UBSan, TSan), Go, Python, a
 # demo smoke run, smoke runs of the benchmarks (the fleet benchmark's every
 # scenario and baseline, embedded and PostgreSQL, through C and Python; the
-# hit benchmark), the fault tests
+# hit and scan benchmarks), the fault tests
 # (a host cut off in a network namespace, a server that ends idle
 # transactions, a full disk; root only) and a soak.
 #
@@ -128,7 +128,8 @@ bench_smoke() {
   local python
   python=$(bash bindings/python/venv.sh) || return 1
   cargo run --release --example bench_fleet -- --smoke --postgres "$FSTORE_TEST_PG_DSN" --python "$python" &&
-    cargo run --release --example bench_hits -- --smoke
+    cargo run --release --example bench_hits -- --smoke &&
+    cargo run --release --example bench_scan -- --smoke
 }
 
 for step in "${steps[@]}"; do

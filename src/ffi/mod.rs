@@ -17,6 +17,7 @@ mod export;
 mod key;
 mod options;
 mod request;
+mod scan;
 mod sized;
 mod store;
 mod stream;
@@ -25,6 +26,7 @@ pub use error::*;
 pub use key::*;
 pub use options::*;
 pub use request::*;
+pub use scan::*;
 pub use store::*;
 
 use std::ffi::c_char;

@@ -28,7 +28,7 @@ use crate::store::{describe, Store};
 /// parent holds (a lock, a connection pool's state) binds the child, and a
 /// lock the parent holds comes free when the parent releases it.
 pub struct fstore_store {
-    store: Store,
+    pub(crate) store: Store,
     /// `Store::warnings` joined, kept for `fstore_store_warnings`.
     warnings: Option<std::ffi::CString>,
 }

@@ -12,9 +12,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use duckdb::{params, AccessMode, Config, Connection};
 
@@ -61,6 +62,69 @@ pub(crate) struct DuckDbManifest {
     writer: Mutex<Option<JoinHandle<()>>>,
     /// Cancelling it makes the writer give up waiting for `manifest.lock`.
     writer_request: Request,
+    /// The rows last read, for scans: an open costs tens of milliseconds.
+    snapshot: Mutex<Option<Snapshot>>,
+    /// Changes sent to the writer and not yet applied (or dropped), so that
+    /// a scan skips the flush, a round trip to the writer thread, when
+    /// there is nothing to wait for.
+    unapplied: Arc<AtomicUsize>,
+}
+
+/// Rows read under `manifest.lock`, and what the database files looked
+/// like then.
+struct Snapshot {
+    version: DbVersion,
+    read_at: SystemTime,
+    rows: Arc<Vec<ManifestRow>>,
+}
+
+/// A file's identity and last change; `None` when it does not exist.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+struct FileVersion {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+/// The database file and its write-ahead log.
+type DbVersion = [Option<FileVersion>; 2];
+
+/// A snapshot is reused only when its files were last changed this long
+/// before it was read: file times tick coarsely (a clock tick, or a second
+/// on some file systems), so a write right after the read might leave them
+/// unchanged (git's "racily clean" problem).
+const SNAPSHOT_SETTLED_AFTER: Duration = Duration::from_secs(1);
+
+fn db_version(db_path: &Path) -> Result<DbVersion> {
+    use std::os::unix::fs::MetadataExt;
+    let of = |path: PathBuf| match std::fs::metadata(&path) {
+        Ok(m) => Ok(Some(FileVersion {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
+        })),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(format!("cannot stat {}", path.display()), e)),
+    };
+    let mut wal = db_path.as_os_str().to_owned();
+    wal.push(".wal");
+    Ok([of(db_path.to_path_buf())?, of(PathBuf::from(wal))?])
+}
+
+impl Snapshot {
+    /// Whether these rows are still the database's: its files are unchanged
+    /// and were already settled when the rows were read.
+    fn current(&self, now: &DbVersion) -> bool {
+        let settled = |ns: i128| {
+            let read_at = self.read_at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128);
+            ns + (SNAPSHOT_SETTLED_AFTER.as_nanos() as i128) <= read_at
+        };
+        self.version == *now && now.iter().flatten().all(|f| settled(f.mtime_ns) && settled(f.ctime_ns))
+    }
 }
 
 const SCHEMA: &str = "
@@ -106,9 +170,11 @@ impl DuckDbManifest {
         let (tx, rx) = mpsc::channel();
         let writer_request = Request::new();
         let (db, lk, stop) = (db_path.clone(), lock_path.clone(), writer_request.clone());
+        let unapplied = Arc::new(AtomicUsize::new(0));
+        let applied = Arc::clone(&unapplied);
         let writer = std::thread::Builder::new()
             .name("fstore-manifest".into())
-            .spawn(move || write_loop(&db, &lk, &stop, rx))
+            .spawn(move || write_loop(&db, &lk, &stop, rx, &applied))
             .map_err(|e| Error::io("cannot start the manifest writer thread", e))?;
         Ok(DuckDbManifest {
             db_path,
@@ -117,12 +183,21 @@ impl DuckDbManifest {
             changes: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
             writer_request,
+            snapshot: Mutex::new(None),
+            unapplied,
         })
     }
 
     fn send(&self, change: Change) -> Result<()> {
+        let edit = usize::from(!matches!(change, Change::Flush(_)));
         match lock(&self.changes).as_ref() {
-            Some(tx) => tx.send(change).map_err(|_| Error::invalid_state("the manifest writer has stopped")),
+            Some(tx) => {
+                self.unapplied.fetch_add(edit, Ordering::AcqRel);
+                tx.send(change).map_err(|_| {
+                    self.unapplied.fetch_sub(edit, Ordering::AcqRel);
+                    Error::invalid_state("the manifest writer has stopped")
+                })
+            }
             None => Err(Error::invalid_state("the manifest is closed")),
         }
     }
@@ -159,6 +234,30 @@ impl Manifest for DuckDbManifest {
         let request = Request::new();
         let wait = Wait::new(&request, self.timeout);
         with_connection(&self.db_path, &self.lock_path, Access::Read, &wait, read_rows)
+    }
+
+    /// After a flush, the last snapshot while the database files are
+    /// unchanged since (a `stat` of each), else the rows read again.
+    fn rows_shared(&self) -> Result<Arc<Vec<ManifestRow>>> {
+        if self.unapplied.load(Ordering::Acquire) > 0 {
+            self.flush()?;
+        }
+        let now = db_version(&self.db_path)?;
+        if let Some(snapshot) = lock(&self.snapshot).as_ref().filter(|s| s.current(&now)) {
+            return Ok(Arc::clone(&snapshot.rows));
+        }
+        let request = Request::new();
+        let wait = Wait::new(&request, self.timeout);
+        // Under the shared lock no writer changes the files: the version
+        // names exactly these rows.
+        let snapshot = with_connection(&self.db_path, &self.lock_path, Access::Read, &wait, |conn| {
+            let version = db_version(&self.db_path)?;
+            let read_at = SystemTime::now();
+            Ok(Snapshot { version, read_at, rows: Arc::new(read_rows(conn)?) })
+        })?;
+        let rows = Arc::clone(&snapshot.rows);
+        *lock(&self.snapshot) = Some(snapshot);
+        Ok(rows)
     }
 
     /// Waits (at most the store's wait timeout, and at least [`MIN_FLUSH_WAIT`])
@@ -216,7 +315,7 @@ fn migrate(conn: &Connection, db_path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn write_loop(db_path: &Path, lock_path: &Path, stop: &Request, changes: Receiver<Change>) {
+fn write_loop(db_path: &Path, lock_path: &Path, stop: &Request, changes: Receiver<Change>, unapplied: &AtomicUsize) {
     let mut failure: Option<Error> = None;
     // No deadline of its own: it waits for manifest.lock until shut down.
     let wait = Wait::new(stop, Duration::MAX);
@@ -237,6 +336,7 @@ fn write_loop(db_path: &Path, lock_path: &Path, stop: &Request, changes: Receive
                 log::warn!("libfstore: manifest update failed ({} changes dropped): {e}", edits.len());
                 failure.get_or_insert(e);
             }
+            unapplied.fetch_sub(edits.len(), Ordering::AcqRel);
         }
         for flush in flushes {
             if let Change::Flush(reply) = flush {

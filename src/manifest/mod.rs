@@ -99,6 +99,11 @@ pub(crate) trait Manifest: Send + Sync {
     fn insert_missing(&self, rows: &[ManifestRow]) -> Result<u64>;
     /// Every row, after a flush.
     fn rows(&self) -> Result<Vec<ManifestRow>>;
+    /// Every row, after a flush, shared: a backend may hand out a snapshot
+    /// it can prove is still current (for scans, which list often).
+    fn rows_shared(&self) -> Result<Arc<Vec<ManifestRow>>> {
+        Ok(Arc::new(self.rows()?))
+    }
     /// Waits (bounded) until every change made so far is applied; reports
     /// a failure since the last flush.
     fn flush(&self) -> Result<()>;

@@ -8,6 +8,7 @@
 #             detection on (see sanitizers.sh for what an uninstrumented
 #             libfstore means to it); any report fails the run
 #
+# Arguments name tests to run (default: all), e.g. `tests/c/run.sh fork_while_busy`.
 # Env: FSTORE_LIB_DIR (default $CARGO_TARGET_DIR/release, CARGO_TARGET_DIR
 # defaulting to ~/.cache/fstore-target), FSTORE_LOCK_KEY_VECTORS (default the
 # committed tests/vectors/lock_keys.json), FSTORE_TEST_PG_DSN (a PostgreSQL
@@ -84,21 +85,21 @@ for variant in $variants; do
   case $variant in
     plain)
       build plain
-      "$work/plain/test_capi"
+      "$work/plain/test_capi" "$@"
       ;;
     valgrind)
       build plain
       # Sleeps and time bounds are scaled: valgrind runs code ~20x slower.
       FSTORE_TEST_TIME_SCALE=${FSTORE_TEST_TIME_SCALE:-3} valgrind --quiet --error-exitcode=1 --leak-check=full \
         --errors-for-leak-kinds=definite --show-leak-kinds=definite --suppressions="$here/valgrind.supp" \
-        "$work/plain/test_capi"
+        "$work/plain/test_capi" "$@"
       ;;
     asan)
       # shellcheck disable=SC2046 # the flags are words
       build asan $(fstore_sanitizer_flags asan)
       fstore_sanitizer_canary asan "$CC" "$lib_dir" "$work/asan"
       # Time bounds are doubled: ASan's allocator also serves libfstore.
-      (fstore_sanitizer_env asan && FSTORE_TEST_TIME_SCALE=${FSTORE_TEST_TIME_SCALE:-2} "$work/asan/test_capi")
+      (fstore_sanitizer_env asan && FSTORE_TEST_TIME_SCALE=${FSTORE_TEST_TIME_SCALE:-2} "$work/asan/test_capi" "$@")
       ;;
   esac
   echo "== variant $variant passed in $((SECONDS - started)) s"

@@ -954,6 +954,132 @@ static void test_list(void) {
   remove_temp_dir(dir);
 }
 
+/* A scan: key columns in front, the window rule, projection, a missing
+ * entry reported in its own stream, hostile requests refused. */
+static void test_scan(void) {
+  static const char *const symbols[] = {"AAPL", "MSFT"};
+  static const char *const only_msft[] = {"MSFT"};
+  static const char *const volume_only[] = {"volume"};
+  static const char *const unknown[] = {"nope"};
+  static const char *const with_null[] = {NULL};
+  char *dir = make_temp_dir();
+  fstore_store *store = open_store(dir);
+  struct ArrowArrayStream stream, missing;
+  fstore_scan_request scan;
+  fstore_error err = {0};
+  at_table table, gone;
+  char why[512], path[4096];
+  int i, r;
+
+  /* AAPL [100, 104], MSFT [100, 104], MSFT [105, 109]; AAPL [98, 102] overlaps the window only. */
+  for (i = 0; i < 3; i++) {
+    fstore_key key = make_key("scan", symbols[i == 0 ? 0 : 1], i == 2 ? 105 : 100, i == 2 ? 109 : 104, "{\"n\": 1}");
+    make_sample(&stream, 5, 1, key.start_date, i, AT_STREAM_OK);
+    EXPECT_OK(fstore_store_put(store, &key, &stream, &err), err);
+  }
+  {
+    fstore_key overlapping = make_key("scan", "AAPL", 98, 102, "{\"n\": 1}");
+    make_sample(&stream, 5, 1, 98, 9, AT_STREAM_OK);
+    EXPECT_OK(fstore_store_put(store, &overlapping, &stream, &err), err);
+  }
+  memset(&scan, 0, sizeof scan);
+  scan.feature_set = "scan";
+  scan.start_date = 100;
+  scan.end_date = 110;
+  scan.config = "{ \"n\" : 1.0 }";
+  EXPECT_OK(fstore_store_scan(store, &scan, &stream, &missing, &err), err);
+  CHECK(at_stream_read(&stream, &table, why, sizeof why) == 0);
+  CHECK(at_stream_read(&missing, &gone, why, sizeof why) == 0);
+  CHECK(table.n_rows == 15 && table.n_columns == 6 && gone.n_rows == 0);
+  CHECK(strcmp(table.columns[0].name, "fstore_symbol") == 0 && strcmp(table.columns[1].name, "fstore_start_date") == 0);
+  CHECK(strcmp(table.columns[2].name, "fstore_end_date") == 0 && strcmp(table.columns[3].name, "date") == 0);
+  {
+    const at_column_data *symbol = at_table_column(&table, "fstore_symbol");
+    const at_column_data *start = at_table_column(&table, "fstore_start_date");
+    const at_column_data *date = at_table_column(&table, "date");
+    CHECK(symbol != NULL && symbol->str != NULL && start != NULL && start->i32 != NULL && date != NULL);
+    for (r = 0; r < table.n_rows; r++) {
+      /* ordered by symbol, then start date; each entry's dates start at its own start */
+      CHECK(strcmp(symbol->str[r], r < 5 ? "AAPL" : "MSFT") == 0);
+      CHECK(start->i32[r] == (r < 10 ? 100 : 105));
+      CHECK(date->i32[r] == start->i32[r] + r % 5);
+    }
+  }
+  at_table_free(&table);
+  at_table_free(&gone);
+
+  /* One symbol, one column; then MSFT [100, 104]'s file is deleted: reported, not dropped. */
+  scan.symbols = only_msft;
+  scan.symbol_count = 1;
+  scan.columns = volume_only;
+  scan.column_count = 1;
+  EXPECT_OK(fstore_store_list(store, &stream, &err), err);
+  CHECK(at_stream_read(&stream, &table, why, sizeof why) == 0);
+  for (r = 0; r < table.n_rows; r++) {
+    if (strcmp(at_table_column(&table, "symbol")->str[r], "MSFT") == 0 && at_table_column(&table, "start_date")->i32[r] == 100) {
+      snprintf(path, sizeof path, "%s/%s", dir, at_table_column(&table, "path")->str[r]);
+      CHECK(unlink(path) == 0);
+    }
+  }
+  at_table_free(&table);
+  EXPECT_OK(fstore_store_scan(store, &scan, &stream, &missing, &err), err);
+  CHECK(at_stream_read(&stream, &table, why, sizeof why) == 0);
+  CHECK(at_stream_read(&missing, &gone, why, sizeof why) == 0);
+  CHECK(table.n_rows == 5 && table.n_columns == 4 && strcmp(table.columns[3].name, "volume") == 0);
+  CHECK(gone.n_rows == 1 && gone.n_columns == 6);
+  CHECK(strcmp(at_table_column(&gone, "symbol")->str[0], "MSFT") == 0);
+  CHECK(at_table_column(&gone, "start_date")->i32[0] == 100 && at_table_column(&gone, "end_date")->i32[0] == 104);
+  CHECK(strcmp(at_table_column(&gone, "config")->str[0], "{\"n\":1}") == 0);
+  CHECK(strcmp(at_table_column(&gone, "reason")->str[0], "its file is missing") == 0);
+  at_table_free(&table);
+  at_table_free(&gone);
+
+  /* Hostile requests: clear statuses, outputs untouched. */
+  memset(&stream, 0, sizeof stream);
+  memset(&missing, 0, sizeof missing);
+  scan.columns = unknown;
+  EXPECT(fstore_store_scan(store, &scan, &stream, &missing, &err), FSTORE_STATUS_INVALID_ARGUMENT, err,
+         "unknown column 'nope'");
+  CHECK(stream.release == NULL && missing.release == NULL);
+  scan.columns = with_null;
+  EXPECT(fstore_store_scan(store, &scan, &stream, &missing, &err), FSTORE_STATUS_INVALID_ARGUMENT, err,
+         "columns[0] is NULL");
+  scan.column_count = 0;
+  scan.symbol_count = 0;
+  EXPECT(fstore_store_scan(store, &scan, &stream, &missing, &err), FSTORE_STATUS_INVALID_ARGUMENT, err,
+         "the symbol list is empty");
+  scan.symbols = NULL;
+  scan.symbol_count = 2;
+  EXPECT(fstore_store_scan(store, &scan, &stream, &missing, &err), FSTORE_STATUS_INVALID_ARGUMENT, err,
+         "symbols is NULL");
+  scan.symbol_count = 0;
+  scan.start_date = 200;
+  EXPECT(fstore_store_scan(store, &scan, &stream, &missing, &err), FSTORE_STATUS_INVALID_ARGUMENT, err,
+         "the window is inverted");
+  scan.start_date = 100;
+  scan.feature_set = NULL;
+  EXPECT(fstore_store_scan(store, &scan, &stream, &missing, &err), FSTORE_STATUS_INVALID_ARGUMENT, err,
+         "scan.feature_set is NULL");
+  scan.feature_set = "scan";
+  EXPECT(fstore_store_scan(store, NULL, &stream, &missing, &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "scan is NULL");
+  EXPECT(fstore_store_scan(NULL, &scan, &stream, &missing, &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "store is NULL");
+  EXPECT(fstore_store_scan(store, &scan, NULL, &missing, &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "out is NULL");
+  EXPECT(fstore_store_scan(store, &scan, &stream, NULL, &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "missing is NULL");
+  CHECK(stream.release == NULL && missing.release == NULL);
+
+  /* Nothing in the window: the key columns only. */
+  scan.start_date = 5000;
+  scan.end_date = 6000;
+  EXPECT_OK(fstore_store_scan(store, &scan, &stream, &missing, &err), err);
+  CHECK(at_stream_read(&stream, &table, why, sizeof why) == 0);
+  CHECK(at_stream_read(&missing, &gone, why, sizeof why) == 0);
+  CHECK(table.n_rows == 0 && table.n_columns == 3 && gone.n_rows == 0);
+  at_table_free(&table);
+  at_table_free(&gone);
+  fstore_store_close(&store);
+  remove_temp_dir(dir);
+}
+
 /* NULL handles and outputs, for every call that takes them. */
 static void test_null_arguments(void) {
   fixture f;
@@ -2090,6 +2216,7 @@ int main(int argc, char **argv) {
       {"put_contains_invalidate", test_put_contains_invalidate},
       {"config_canonical", test_config_canonical},
       {"list", test_list},
+      {"scan", test_scan},
       {"null_arguments", test_null_arguments},
       {"bad_keys", test_bad_keys},
       {"callback_failures", test_callback_failures},

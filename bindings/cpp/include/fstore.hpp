@@ -203,6 +203,29 @@ struct Key {
   friend bool operator!=(const Key& a, const Key& b) { return !(a == b); }
 };
 
+/// What Store::scan reads; see fstore_scan_request for the rules.
+struct ScanRequest {
+  std::string feature_set;
+  /// nullopt: every symbol (an empty list is refused).
+  std::optional<std::vector<std::string>> symbols;
+  /// The window (days since 1970-01-01, both included); an entry is read
+  /// when its whole range lies within it.
+  std::int32_t start_date = 0;
+  std::int32_t end_date = 0;
+  std::string config;
+  /// Feature columns to return, in this order; empty returns all.
+  std::vector<std::string> columns;
+};
+
+/// What Store::scan returns: the rows (key columns fstore_symbol,
+/// fstore_start_date, fstore_end_date in front), and the entries the
+/// manifest lists whose file is missing or fails verification (feature_set,
+/// symbol, start_date, end_date, config, reason), one row each.
+struct Scan {
+  UniqueArrayStream data;
+  UniqueArrayStream missing;
+};
+
 /// Counters since the store was opened; see fstore_stats.
 using Stats = fstore_stats;
 /// PostgreSQL connection pool figures; see fstore_pool_stats.
@@ -455,6 +478,34 @@ class Store {
     UniqueArrayStream out;
     detail::ErrorSlot error;
     detail::check(fstore_store_list(store_.get(), out.get(), error.get()), error);
+    return out;
+  }
+
+  /// Reads many entries at once, never computing; see fstore_store_scan.
+  Scan scan(const ScanRequest& request) const {
+    auto c_strings = [](const std::vector<std::string>& values, const char* what) {
+      std::vector<const char*> out;
+      out.reserve(values.size());
+      for (const auto& v : values) out.push_back(detail::c_str(v, what));
+      return out;
+    };
+    std::vector<const char*> symbols;
+    if (request.symbols) symbols = c_strings(*request.symbols, "symbol");
+    std::vector<const char*> columns = c_strings(request.columns, "column name");
+    static const char* const no_symbols[1] = {nullptr};
+    fstore_scan_request c_scan;
+    c_scan.feature_set = detail::c_str(request.feature_set, "feature_set");
+    // A present but empty list must stay non-NULL, so that the library refuses it.
+    c_scan.symbols = request.symbols ? (symbols.empty() ? no_symbols : symbols.data()) : nullptr;
+    c_scan.symbol_count = symbols.size();
+    c_scan.start_date = request.start_date;
+    c_scan.end_date = request.end_date;
+    c_scan.config = detail::c_str(request.config, "config");
+    c_scan.columns = columns.data();
+    c_scan.column_count = columns.size();
+    Scan out;
+    detail::ErrorSlot error;
+    detail::check(fstore_store_scan(store_.get(), &c_scan, out.data.get(), out.missing.get(), error.get()), error);
     return out;
   }
 

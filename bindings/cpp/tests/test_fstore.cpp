@@ -233,6 +233,63 @@ TEST(Store, PutContainsInvalidateList) {
   EXPECT_EQ(at_live_objects(), 0);
 }
 
+TEST(Store, ScanReturnsKeyColumnsAndReportsMissingEntries) {
+  TempDir dir;
+  fstore::Store store(options_for(dir));
+  fstore::Key msft = kKey;
+  msft.symbol = "MSFT";
+  store.put(msft, sample(4, 2.0));
+  store.put(kKey, sample(4, 1.0));
+  fstore::ScanRequest request;
+  request.feature_set = "returns";
+  request.start_date = 19000;
+  request.end_date = 19009;
+  request.config = R"({"window":20.0})";
+  fstore::Scan scan = store.scan(request);
+  Read rows = read_all(std::move(scan.data));
+  EXPECT_EQ(rows.names, (std::vector<std::string>{"fstore_symbol", "fstore_start_date", "fstore_end_date", "date", "close"}));
+  // AAPL's entry first (ordered by symbol), then MSFT's.
+  std::vector<double> close = expected_close(4, 1.0);
+  for (double v : expected_close(4, 2.0)) close.push_back(v);
+  EXPECT_EQ(rows.close, close);
+  EXPECT_EQ(read_all(std::move(scan.missing)).rows, 0);
+
+  // A deleted file is reported with its key, not dropped.
+  store.flush();
+  at_table listed;
+  char why[256];
+  fstore::UniqueArrayStream list = store.list();
+  ASSERT_EQ(at_stream_read(list.get(), &listed, why, sizeof why), 0) << why;
+  for (std::int64_t r = 0; r < listed.n_rows; r++) {
+    if (std::string(at_table_column(&listed, "symbol")->str[r]) == "MSFT") {
+      fs::remove(fs::path(dir.path()) / at_table_column(&listed, "path")->str[r]);
+    }
+  }
+  at_table_free(&listed);
+  request.columns = {"close"};
+  scan = store.scan(request);
+  rows = read_all(std::move(scan.data));
+  EXPECT_EQ(rows.names, (std::vector<std::string>{"fstore_symbol", "fstore_start_date", "fstore_end_date", "close"}));
+  EXPECT_EQ(rows.close, expected_close(4, 1.0));
+  at_table missing;
+  ASSERT_EQ(at_stream_read(scan.missing.get(), &missing, why, sizeof why), 0) << why;
+  ASSERT_EQ(missing.n_rows, 1);
+  EXPECT_STREQ(at_table_column(&missing, "symbol")->str[0], "MSFT");
+  EXPECT_STREQ(at_table_column(&missing, "reason")->str[0], "its file is missing");
+  at_table_free(&missing);
+
+  // Hostile requests throw with the library's status and message.
+  request.symbols = std::vector<std::string>{};
+  expect_error([&] { store.scan(request); }, fstore::Status::invalid_argument, "the symbol list is empty");
+  request.symbols = std::vector<std::string>{"AAPL"};
+  request.columns = {"nope"};
+  expect_error([&] { store.scan(request); }, fstore::Status::invalid_argument, "unknown column 'nope'");
+  request.columns = {};
+  request.end_date = 18000;
+  expect_error([&] { store.scan(request); }, fstore::Status::invalid_argument, "the window is inverted");
+  EXPECT_EQ(at_live_objects(), 0);
+}
+
 TEST(Store, ThrowingCallableBecomesCallbackFailed) {
   TempDir dir;
   fstore::Store store(options_for(dir));

@@ -39,6 +39,7 @@ from ._errors import (
 )
 from ._key import Key, encode_text as _encode_text
 from ._lib import FstoreError as _FstoreError, LibraryNotFound, lib as _lib, library_path
+from ._scan import MissingEntry, Scan
 from ._store import CancelToken, Stats, Store
 
 __version__ = "0.1.0"
@@ -58,7 +59,9 @@ __all__ = [
     "IoError",
     "Key",
     "LibraryNotFound",
+    "MissingEntry",
     "NotFound",
+    "Scan",
     "Stats",
     "Status",
     "Store",

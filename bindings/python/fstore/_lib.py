@@ -75,6 +75,21 @@ class FstoreKey(Structure):
     ]
 
 
+class FstoreScanRequest(Structure):
+    """`fstore_scan_request`. The caller keeps the arrays and strings alive."""
+
+    _fields_ = [
+        ("feature_set", c_char_p),
+        ("symbols", POINTER(c_char_p)),
+        ("symbol_count", c_size_t),
+        ("start_date", c_int32),
+        ("end_date", c_int32),
+        ("config", c_char_p),
+        ("columns", POINTER(c_char_p)),
+        ("column_count", c_size_t),
+    ]
+
+
 class FstoreStats(Structure):
     """`fstore_stats`."""
 
@@ -123,6 +138,7 @@ _SIGNATURES = {
     "fstore_store_contains": (c_uint32, [c_void_p, _KEY, POINTER(c_bool), _ERR]),
     "fstore_store_stats": (c_uint32, [c_void_p, POINTER(FstoreStats), c_size_t, _ERR]),
     "fstore_store_list": (c_uint32, [c_void_p, _STREAM, _ERR]),
+    "fstore_store_scan": (c_uint32, [c_void_p, POINTER(FstoreScanRequest), _STREAM, _STREAM, _ERR]),
     "fstore_store_flush": (c_uint32, [c_void_p, _ERR]),
     "fstore_store_manifest_backend": (c_char_p, [c_void_p]),
 }

@@ -17,7 +17,9 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 
 from ._arrow import ArrowStream, move_stream_into, stream_capsule_of
 from ._errors import Error, InvalidArgument, InvalidState, Status, check, take_error
+from . import _scan
 from ._key import Key, encode_text
+from ._scan import Scan
 from ._lib import (
     COMPUTE_FN,
     STATUS_CALLBACK_FAILED,
@@ -699,6 +701,23 @@ class Store:
         with self._use() as handle:
             check(lib().fstore_store_list(handle, byref(out), byref(err)), err)
         return ArrowStream(out)
+
+    def scan(
+        self,
+        feature_set: str,
+        start_date: datetime.date | int,
+        end_date: datetime.date | int,
+        symbols: Optional[Iterable[str]] = None,
+        config: Any = None,
+        columns: Optional[Iterable[str]] = None,
+    ) -> Scan:
+        """The entries of `feature_set` and `config` whose whole date range lies
+        within [start_date, end_date], of `symbols` (None: every symbol; an
+        empty list is refused), as one Arrow stream with the key columns in
+        front. Never computes: listed entries whose file is gone or fails
+        verification are in the result's `missing`."""
+        with self._use() as handle:
+            return _scan.run(handle, feature_set, start_date, end_date, symbols, config, columns)
 
     def flush(self) -> None:
         """Waits until the manifest records every entry published so far;
