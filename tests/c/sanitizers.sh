@@ -25,6 +25,8 @@
 #                                    fails with a message when CC cannot link VARIANT
 #   fstore_sanitizer_canary VARIANT CC LIB_DIR OUT_DIR
 #                                    fails unless VARIANT reports the canary
+#   fstore_sanitizer_fork_safe CC    whether CC's ASan locks its allocator around
+#                                    fork() (GCC >= 13, clang >= 16)
 # Needs $root (the repository).
 
 fstore_sanitizer_flags() {
@@ -65,6 +67,18 @@ fstore_sanitizer_check_runtime() {
   fi
   rm -rf "$tmp"
   return $rc
+}
+
+fstore_sanitizer_fork_safe() {
+  local compiler=$1 version major
+  version=$("$compiler" --version 2>/dev/null | head -n 1)
+  major=$("$compiler" -dumpversion 2>/dev/null | cut -d. -f1)
+  [[ $major =~ ^[0-9]+$ ]] || return 1
+  if [[ $version == *clang* ]]; then
+    [ "$major" -ge 16 ]
+  else
+    [ "$major" -ge 13 ]
+  fi
 }
 
 fstore_sanitizer_canary() {

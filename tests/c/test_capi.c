@@ -2197,6 +2197,17 @@ static void test_fork_while_busy(void) {
 
 /* ---- main ---------------------------------------------------------------- */
 
+/* Whether `name` is one of the comma-separated names in `list`. */
+static int is_listed(const char *list, const char *name) {
+  size_t n = strlen(name);
+  const char *at = list;
+  while ((at = strstr(at, name)) != NULL) {
+    if ((at == list || at[-1] == ',') && (at[n] == '\0' || at[n] == ',')) return 1;
+    at += n;
+  }
+  return 0;
+}
+
 typedef struct test {
   const char *name;
   void (*run)(void);
@@ -2233,6 +2244,7 @@ int main(int argc, char **argv) {
   };
   const char *scale = getenv("FSTORE_TEST_TIME_SCALE");
   const char *shard = getenv("FSTORE_TEST_SHARD");
+  const char *skip = getenv("FSTORE_TEST_SKIP"); /* names, separated by commas */
   unsigned shard_index = 0, shard_count = 1;
   size_t i;
   int ran = 0;
@@ -2253,6 +2265,10 @@ int main(int argc, char **argv) {
       int j, wanted = 0;
       for (j = 1; j < argc; j++) wanted |= strcmp(argv[j], tests[i].name) == 0;
       if (!wanted) continue;
+    }
+    if (skip != NULL && is_listed(skip, tests[i].name)) {
+      printf("skipped %s (FSTORE_TEST_SKIP)\n", tests[i].name);
+      continue;
     }
     started = now_ms();
     tests[i].run();
