@@ -2,9 +2,9 @@
 # Runs every test in every language: Rust (core, C ABI, processes, forks),
 # 60 s of property fuzzing, the C program plainly, under valgrind and under
 # ASan+UBSan, C++ with CMake/ctest (plainly, ASan+UBSan, TSan), Go, Python, a
-# demo smoke run, smoke runs of the benchmarks (the fleet benchmark's every
-# scenario and baseline, embedded and PostgreSQL, through C and Python; the
-# hit and scan benchmarks), the fault tests
+# demo smoke run, a smoke run of every benchmark (examples/run_benchmarks.sh:
+# the fleet benchmark's every scenario and baseline, embedded and PostgreSQL,
+# through C and Python; hits, scan, Python and Go per call), the fault tests
 # (a host cut off in a network namespace, a server that ends idle
 # transactions, a full disk; root only) and a soak.
 #
@@ -122,14 +122,10 @@ header_compiles() {
   return $rc
 }
 
-# The fleet benchmark's smoke run: fails when a scenario fails (a herd that
-# computes more than once, a worker's error), so the benchmark cannot rot.
+# Every benchmark briefly: fails when one fails (a herd that computes more
+# than once, a worker's error), so that the benchmarks cannot rot.
 bench_smoke() {
-  local python
-  python=$(bash bindings/python/venv.sh) || return 1
-  cargo run --release --example bench_fleet -- --smoke --postgres "$FSTORE_TEST_PG_DSN" --python "$python" &&
-    cargo run --release --example bench_hits -- --smoke &&
-    cargo run --release --example bench_scan -- --smoke
+  bash examples/run_benchmarks.sh --smoke --postgres "$FSTORE_TEST_PG_DSN"
 }
 
 for step in "${steps[@]}"; do

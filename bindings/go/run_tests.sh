@@ -11,7 +11,8 @@
 #   FSTORE_GO_RACE           1 (default) runs the tests with the race detector, 0 without
 #   FSTORE_GO_CGOCHECK2      1 (default) runs them with cgo's strict pointer
 #                            checks (GOEXPERIMENT=cgocheck2), 0 without
-# Ends with a smoke run of the per-call benchmark (bench_per_call.sh --smoke).
+# (The per-call benchmark, bench_per_call.sh, runs with the others:
+# examples/run_benchmarks.sh.)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -60,9 +61,4 @@ set -e
 passed=$(grep -c -- '^--- PASS' "$scratch/test.log" || true)
 failed=$(grep -c -- '^--- FAIL' "$scratch/test.log" || true)
 echo "go: $passed passed, $failed failed"
-# The per-call benchmark, briefly, so that it cannot rot.
-bench=0
-bash "$here/bench_per_call.sh" --smoke || bench=$?
-[ "$bench" -eq 0 ] || echo "go: the per-call benchmark's smoke run failed" >&2
-[ "$status" -ne 0 ] || status=$bench
 exit "$status"

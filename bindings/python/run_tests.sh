@@ -8,8 +8,8 @@
 # $HOME/.cache/fstore-target), FSTORE_LIBRARY (a full path, overrides it),
 # FSTORE_LOCK_KEY_VECTORS (default: the repository's tests/vectors/lock_keys.json),
 # PYTHON (default python3). A virtual environment with pyarrow and pytest is
-# kept in $HOME/.cache/fstore/venv. Ends with a smoke run of the per-call
-# benchmark (bench/per_call.py --smoke).
+# kept in $HOME/.cache/fstore/venv. (The per-call benchmark, bench/per_call.py,
+# runs with the others: examples/run_benchmarks.sh.)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -52,9 +52,4 @@ status=0
 if [ "$status" -eq 5 ]; then
     echo "run_tests.sh: pytest collected no tests" >&2
 fi
-# The per-call benchmark, briefly, so that it cannot rot.
-bench=0
-"$venv/bin/python" bench/per_call.py --smoke || bench=$?
-[ "$bench" -eq 0 ] || echo "run_tests.sh: the per-call benchmark's smoke run failed" >&2
-[ "$status" -ne 0 ] || status=$bench
 exit "$status"
