@@ -182,10 +182,14 @@ fn targets(ctx: &Context, figures: &Figures) {
             }
         }
     }
+    // The hot scenario here imports every result into arrow-rs, as a Rust
+    // consumer of the C API would; the target (250,000 hits/s from 2
+    // threads) is judged by bench_hits, which measures the library's own
+    // part of a hit through the Rust API and the C API.
     for mode in ["embedded", "postgres"] {
         let name = format!("hot | {mode} | libfstore | hits/s, {} threads", args.hot_threads);
         if let Some(v) = figures.median(&name) {
-            println!("- hot hits from {} threads ({mode}): {v:.0}/s (target >= 250000/s): {}", args.hot_threads, verdict(v >= 250_000.0));
+            println!("- hot hits from {} threads ({mode}), imported into arrow-rs: {v:.0}/s (the target is judged by bench_hits)", args.hot_threads);
         }
     }
 }
