@@ -54,7 +54,7 @@ run() { # run NAME COMMAND...
   local name=$1 started=$SECONDS
   shift
   echo
-  echo "=== $name: $*"
+  echo "=== $name: $*" | sed -E 's/password=[^ ]*/password=***/g' # the DSN's password stays private
   if "$@"; then
     echo "=== $name: done in $((SECONDS - started)) s"
   else
