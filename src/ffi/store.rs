@@ -15,8 +15,9 @@ use super::stream::{export, import, take};
 use super::{fstore_error, fstore_status, FSTORE_STATUS_OK};
 use std::time::Duration;
 
+use crate::data::Data;
 use crate::error::{Error, Result, Status};
-use crate::key::Key;
+use crate::key::{Key, KeyRef};
 use crate::maintenance::MaintainOptions;
 use crate::manifest::Backend;
 use crate::request::Request;
@@ -125,19 +126,7 @@ pub unsafe extern "C" fn fstore_store_get(
     out: *mut FFI_ArrowArrayStream,
     error: *mut fstore_error,
 ) -> fstore_status {
-    boundary(error, || {
-        let store = &arg(store, "store")?.store;
-        let key = key_ref_arg(key)?;
-        arg_mut(out, "out")?;
-        let default = Request::new();
-        match store.get_borrowed(key, request_arg(request, &default))? {
-            Some(data) => {
-                export(data, out);
-                OK
-            }
-            None => Ok(Status::NotFound),
-        }
-    })
+    read_into(store, key, request, out, error, Store::get_borrowed)
 }
 
 /// What `fstore_store_get_or_compute` would answer without waiting or
@@ -157,12 +146,25 @@ pub unsafe extern "C" fn fstore_store_try_get(
     out: *mut FFI_ArrowArrayStream,
     error: *mut fstore_error,
 ) -> fstore_status {
+    read_into(store, key, request, out, error, Store::try_get_borrowed)
+}
+
+/// The body of the calls that read an entry without computing it: `read`
+/// gives the entry (exported into `out`) or `None` (FSTORE_STATUS_NOT_FOUND).
+unsafe fn read_into(
+    store: *const fstore_store,
+    key: *const fstore_key,
+    request: *const fstore_request,
+    out: *mut FFI_ArrowArrayStream,
+    error: *mut fstore_error,
+    read: impl FnOnce(&Store, KeyRef<'_>, &Request) -> Result<Option<Data>>,
+) -> fstore_status {
     boundary(error, || {
         let store = &arg(store, "store")?.store;
         let key = key_ref_arg(key)?;
         arg_mut(out, "out")?;
         let default = Request::new();
-        match store.try_get_borrowed(key, request_arg(request, &default))? {
+        match read(store, key, request_arg(request, &default))? {
             Some(data) => {
                 export(data, out);
                 OK
