@@ -1,7 +1,6 @@
 package fstore
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
 #include <stdlib.h>
 #include "fstore.h"
 */
