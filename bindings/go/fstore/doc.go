@@ -39,7 +39,8 @@
 // Every failure of the library is an [*Error] carrying the library's status
 // and message. Compare with the sentinels through [errors.Is]
 // (errors.Is(err, fstore.ErrNotFound)) or read the fields through
-// [errors.As]. When a call ends because its context was cancelled or ran
+// [errors.As]; [Error.Sqlstate] holds the SQLSTATE of a PostgreSQL failure.
+// A store that is closed answers every call with [ErrInvalidState]. When a call ends because its context was cancelled or ran
 // past its deadline, the error also matches [context.Canceled] or
 // [context.DeadlineExceeded].
 //
