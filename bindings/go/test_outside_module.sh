@@ -26,17 +26,26 @@ if ! command -v pkg-config >/dev/null 2>&1; then
 fi
 
 module=github.com/libfstore/libfstore/bindings/go/fstore
-version=v$(sed -n 's/^version = "\([0-9.]*\)".*/\1/p' "$root/Cargo.toml" | head -n 1)
+# The release it stands for: a pre-release of the version of the header the
+# module carries, unique to this run. Go's build cache keys a module's
+# package by its directory (which holds the version), not by pkg-config's
+# output: with one version for every run, a later run would link with the
+# flags cached from an earlier run's prefix, long deleted.
+header_version=$(sed -n 's/^#define FSTORE_VERSION_STRING "\(.*\)"$/\1/p' "$here/fstore/fstore.h")
+[ -n "$header_version" ] || { echo "error: no FSTORE_VERSION_STRING in bindings/go/fstore/fstore.h" >&2; exit 1; }
+version=v$header_version-outside.$(date +%s).$$
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/fstore-go-outside.XXXXXX")
 modcache=$(go env GOMODCACHE)
-# The module cache keeps a version forever: drop this stand-in release before
-# and after, so that every run tests this tree and no user keeps it.
-forget_release() {
-  chmod -R u+w "$modcache/$module@$version" 2>/dev/null || true
-  rm -rf "$modcache/$module@$version" "$modcache/cache/download/$module/@v/$version".*
+# The module cache keeps a version forever: drop these stand-in releases
+# (this run's, and any an interrupted run left), so that no user keeps one.
+forget_releases() {
+  chmod -R u+w "$modcache/$module"@*-outside.* 2>/dev/null || true
+  rm -rf "$modcache/$module"@*-outside.* "$modcache/cache/download/$module/@v/"*-outside.*
+  local list="$modcache/cache/download/$module/@v/list"
+  [ ! -f "$list" ] || grep -qv -- '-outside\.' "$list" || rm -f "$list"
 }
-trap 'forget_release; rm -rf "$scratch"' EXIT
-forget_release
+trap 'forget_releases; rm -rf "$scratch"' EXIT
+forget_releases
 
 echo "go outside: installing libfstore into $scratch/prefix"
 cmake -S "$root" -B "$scratch/cmake" -DFSTORE_LIB_DIR="$lib_dir" -DFSTORE_BUILD_TESTS=OFF >/dev/null
