@@ -165,19 +165,17 @@ func (s *Store) Close() error {
 	s.cleanup.Stop()
 	var cerr C.fstore_error
 	status := C.fstore_store_flush(s.ptr, &cerr)
+	// A closed store names no backend: then this Close is a no-op.
+	closedBefore := status == C.FSTORE_STATUS_INVALID_STATE && C.fstore_store_manifest_backend(s.ptr) == nil
 	// Close through a copy: it sets the pointer it is given to NULL, and
 	// s.ptr must keep naming the (closed) handle for later calls.
 	ptr := s.ptr
 	C.fstore_store_close(&ptr)
-	switch status {
-	case C.FSTORE_STATUS_OK:
-		return nil
-	case C.FSTORE_STATUS_INVALID_STATE: // closed already: a no-op
+	if status == C.FSTORE_STATUS_OK || closedBefore {
 		C.fstore_error_release(&cerr)
 		return nil
-	default:
-		return takeError(status, &cerr)
 	}
+	return takeError(status, &cerr)
 }
 
 // CallOption configures one Get or GetOrCompute call.
