@@ -6,7 +6,7 @@
 //! lock namespace. Otherwise they compute twice and write rows the other
 //! side never sees. So the first store to use a directory records its
 //! settings in `coordination.json`, and a store whose settings differ is
-//! refused. Changing them is an explicit step (`fstore-admin rebind`, or a
+//! refused. Changing them is an explicit step (`fstore rebind`, or a
 //! manifest migration, which moves the directory to PostgreSQL).
 
 use std::fmt;
@@ -154,7 +154,7 @@ pub(crate) fn mismatch(cache_dir: &Path, bound: &Binding, wanted: &Binding) -> E
     Error::invalid_state(format!(
         "cache directory {} is bound to {bound} (recorded in {FILE}), but this store is configured for {wanted}: \
          processes coordinating differently on one directory would compute entries twice. Use the directory's \
-         settings, or change them for every process with `fstore-admin rebind` (or `fstore-admin migrate-manifest` \
+         settings, or change them for every process with `fstore rebind` (or `fstore migrate --manifest` \
          to move it to PostgreSQL)",
         cache_dir.display()
     ))

@@ -8,6 +8,7 @@
 //!
 //! The C API (`include/fstore.h`) is a thin layer over this crate in [`ffi`].
 
+pub mod admin;
 mod binding;
 mod clock_cache;
 mod data;

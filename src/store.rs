@@ -181,6 +181,11 @@ impl Store {
         self.postgres.as_ref().map(|p| p.stats())
     }
 
+    /// The PostgreSQL pool; `None` without PostgreSQL.
+    pub(crate) fn pg_pool(&self) -> Option<&Arc<PgPool>> {
+        self.postgres.as_ref()
+    }
+
     /// Advisory locks held and waited for in the manifest database (from
     /// `pg_locks`); `None` without PostgreSQL.
     pub fn lock_stats(&self) -> Result<Option<LockStats>> {

@@ -1,7 +1,7 @@
 //! A cache directory keeps the coordination settings of its first store:
 //! stores that would lock differently (and so compute twice) are refused,
 //! `manifest=auto` does not fall back for a directory bound to PostgreSQL,
-//! and only an explicit step (a migration, `fstore-admin rebind`) changes it.
+//! and only an explicit step (a migration, `fstore rebind`) changes it.
 
 mod common;
 
@@ -114,13 +114,13 @@ fn migrating_the_manifest_moves_the_directory_to_postgres() {
 }
 
 #[test]
-fn the_admin_command_rebinds_a_directory() {
+fn the_fstore_command_rebinds_a_directory() {
     let dir = tempfile::tempdir().unwrap();
     Store::open(embedded(dir.path(), &[])).unwrap();
     assert_eq!(refused(embedded(dir.path(), &[("lock.granularity", "entry")])).status(), Status::InvalidState);
 
     let cache = format!("cache_dir={}", dir.path().display());
-    let out = Command::new(env!("CARGO_BIN_EXE_fstore-admin"))
+    let out = Command::new(env!("CARGO_BIN_EXE_fstore"))
         .args(["-o", &cache, "-o", "manifest=duckdb", "-o", "lock.granularity=entry", "rebind"])
         .output()
         .unwrap();
@@ -131,7 +131,7 @@ fn the_admin_command_rebinds_a_directory() {
     assert_eq!(refused(embedded(dir.path(), &[])).status(), Status::InvalidState);
 
     // A bad option is a one-line reason and a failing exit status.
-    let out = Command::new(env!("CARGO_BIN_EXE_fstore-admin"))
+    let out = Command::new(env!("CARGO_BIN_EXE_fstore"))
         .args(["-o", &cache, "-o", "lock.granularity=row", "rebind"])
         .output()
         .unwrap();

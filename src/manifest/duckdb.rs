@@ -559,6 +559,45 @@ pub(crate) fn copy_rows_out_of(cache_dir: &Path, timeout: Duration) -> Result<Op
     Ok(Some((rows, backup)))
 }
 
+/// For rolling a migration back: under the manifest's exclusive lock
+/// (waiting at most `timeout`), sets the current DuckDB file aside as
+/// `manifest.duckdb.before-rollback-<time>`, puts a copy of `backup` in its
+/// place (an empty manifest without one), and applies what `decide` makes of
+/// the restored rows: rows to upsert and entry ids to remove. Returns the
+/// file set aside, if there was one.
+pub(crate) fn restore_for_rollback(
+    cache_dir: &Path,
+    backup: Option<&Path>,
+    timeout: Duration,
+    decide: impl FnOnce(&[ManifestRow]) -> Result<(Vec<ManifestRow>, Vec<String>)>,
+) -> Result<Option<PathBuf>> {
+    keep_static_extensions();
+    let db_path = cache_dir.join(DATABASE_FILE);
+    let request = Request::new();
+    let wait = Wait::new(&request, timeout);
+    let _lock = lock_manifest(&cache_dir.join(LOCK_FILE), libc::LOCK_EX, &wait)?;
+    let set_aside = db_path.exists().then(|| cache_dir.join(format!("{DATABASE_FILE}.before-rollback-{}", super::now_us())));
+    if let Some(aside) = &set_aside {
+        std::fs::rename(&db_path, aside)
+            .map_err(|e| Error::io(format!("cannot set {} aside as {}", db_path.display(), aside.display()), e))?;
+    }
+    let mut wal = db_path.as_os_str().to_owned();
+    wal.push(".wal");
+    let _ = std::fs::remove_file(PathBuf::from(wal)); // belonged to the file set aside
+    if let Some(backup) = backup {
+        std::fs::copy(backup, &db_path)
+            .map_err(|e| Error::io(format!("cannot restore {} to {}", backup.display(), db_path.display()), e))?;
+    }
+    let _quiet = fork::quiet();
+    let conn = open_connection(&db_path, Access::Write)?;
+    migrate(&conn, &db_path)?;
+    let (upserts, removals) = decide(&read_rows(&conn)?)?;
+    let changes: Vec<Change> =
+        removals.into_iter().map(Change::Remove).chain(upserts.into_iter().map(Change::Upsert)).collect();
+    apply(&conn, &changes)?;
+    Ok(set_aside)
+}
+
 #[derive(Copy, Clone, PartialEq)]
 enum Access {
     Read,

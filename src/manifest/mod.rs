@@ -205,3 +205,5 @@ pub(crate) fn now_us() -> i64 {
 }
 
 pub(crate) use self::duckdb::copy_rows_out_of as duckdb_rows_for_migration;
+pub(crate) use self::duckdb::restore_for_rollback as restore_duckdb_for_rollback;
+pub(crate) use self::duckdb::DATABASE_FILE as DUCKDB_FILE;

@@ -147,7 +147,7 @@ impl PostgresManifest {
         if current < LATEST_SCHEMA_VERSION {
             return Err(Error::invalid_state(format!(
                 "PostgreSQL schema {} is at version {current}, this libfstore needs {LATEST_SCHEMA_VERSION}, and \
-                 postgres.auto_migrate is off: run the migrate step (fstore_migrate_schema or `fstore-admin migrate-schema`) \
+                 postgres.auto_migrate is off: run the migrate step (fstore_migrate_schema or `fstore migrate --schema`) \
                  with a role that may create tables",
                 self.schema
             )));
