@@ -6,7 +6,7 @@
 //! script of its own that exports only the `#[no_mangle] extern "C"` items
 //! (all `fstore_*`), and GNU ld refuses a second script beside that anonymous
 //! one ("anonymous version tag cannot be combined with other version tags").
-//! `tests/shared_library.sh` checks the exports instead.
+//! `tests/packaging/shared_library.sh` checks the exports instead.
 use std::env;
 
 fn main() {
