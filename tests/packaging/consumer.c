@@ -1,10 +1,12 @@
 /* A C program built against an installed libfstore with
- * `pkg-config --cflags --libs fstore`: opens a store in the cache directory
+ * `pkg-config --cflags --libs fstore`: checks that the library it loaded is
+ * the version its header describes, opens a store in the cache directory
  * given as its argument and asks it about a key it cannot hold yet. */
 #include <fstore/fstore.h>
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 static int fail(const char *what, fstore_error *error) {
   fprintf(stderr, "consumer: %s: %s\n", what, error->message ? error->message : "(no message)");
@@ -16,6 +18,12 @@ int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s <cache dir>\n", argv[0]);
     return 2;
+  }
+  if (fstore_version_number() != FSTORE_VERSION_NUMBER ||
+      strcmp(fstore_version(), FSTORE_VERSION_STRING) != 0) {
+    fprintf(stderr, "consumer: built against libfstore %s (%d), loaded %s (%u)\n", FSTORE_VERSION_STRING,
+            FSTORE_VERSION_NUMBER, fstore_version(), (unsigned)fstore_version_number());
+    return 1;
   }
   fstore_error error = {0};
   fstore_options *options = fstore_options_new();

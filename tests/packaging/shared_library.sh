@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks the shared library as the loader and the linker see it:
-#   - its SONAME is libfstore.so.<major>, the major version of Cargo.toml;
+#   - its SONAME is libfstore.so.<major>, the major version of Cargo.toml
+#     (and of fstore.h's FSTORE_VERSION_MAJOR);
 #   - it exports only fstore_* symbols, and every function fstore.h declares;
 #   - a program linked with -lfstore records the SONAME as NEEDED (not
 #     libfstore.so, nor a path) and runs when only that name is there.
@@ -22,6 +23,13 @@ fail() { echo "shared_library.sh: FAIL: $*" >&2; failures=$((failures + 1)); }
 major=$(sed -n 's/^version = "\([0-9]*\)\..*/\1/p' "$root/Cargo.toml" | head -n 1)
 [ -n "$major" ] || { echo "shared_library.sh: cannot read the version from Cargo.toml" >&2; exit 1; }
 want_soname=libfstore.so.$major
+
+header_major=$(sed -n 's/^#define FSTORE_VERSION_MAJOR \([0-9]*\)$/\1/p' "$root/include/fstore.h")
+if [ "$header_major" = "$major" ]; then
+  echo "ok: fstore.h's FSTORE_VERSION_MAJOR is Cargo.toml's major version, $major"
+else
+  fail "fstore.h's FSTORE_VERSION_MAJOR is '${header_major:-(none)}', Cargo.toml's major version $major"
+fi
 
 soname=$(readelf -d "$lib" | sed -n 's/.*(SONAME).*\[\(.*\)\]$/\1/p')
 if [ "$soname" = "$want_soname" ]; then
