@@ -1,6 +1,7 @@
 // libfstore for C++17: RAII handles and exceptions over the C API in fstore.h.
 //
-// Header-only; link the C library (CMake: fstore::cpp, pkg-config: fstore).
+// Header-only; include it as <fstore/fstore.hpp> and link the C library
+// (CMake: fstore::cpp, pkg-config: fstore).
 // Every call delegates to one C function; failures throw fstore::Error, which
 // carries the status and the library's message. Nothing throws across the C
 // boundary: the compute trampoline catches every exception and reports it
@@ -27,6 +28,8 @@
 #include <utility>
 #include <vector>
 
+// Quoted, so that the fstore.h beside this file wins: installed, both sit in
+// include/fstore/; in the source tree, include/ is on the include path.
 #include "fstore.h"
 
 namespace fstore {

@@ -1,6 +1,6 @@
 // Tests of the C++ binding (fstore.hpp) against the real library: real files,
 // real threads. Arrow streams come from the C tests' helper (arrow_testing.h).
-#include <fstore.hpp>
+#include <fstore/fstore.hpp>
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
