@@ -547,6 +547,17 @@ class Store {
     return out;
   }
 
+  /// The store's metrics in the Prometheus text exposition format (0.0.4),
+  /// for a `/metrics` endpoint the host program serves.
+  std::string metrics() const {
+    char* text = nullptr;
+    detail::ErrorSlot error;
+    detail::check(fstore_store_metrics(store_.get(), &text, error.get()), error);
+    std::string out(text);
+    fstore_string_free(&text);
+    return out;
+  }
+
   /// The PostgreSQL pool's figures; nullopt when the store does not use PostgreSQL.
   std::optional<PoolStats> pool_stats() const {
     PoolStats out{};
