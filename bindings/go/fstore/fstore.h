@@ -508,6 +508,9 @@ struct fstore_options *fstore_options_new(void);
  - `memory_cache_mb`: decoded entries kept in memory per store (default 64;
    0 disables); served only while their file is unchanged
  - `manifest`: `auto` (default), `postgres` or `duckdb`
+ - `metrics.max_symbols` (1000), `metrics.max_feature_sets` (100):
+   distinct label values with metric series of their own; the rest share
+   the value `other`
  - `postgres.dsn`, or `postgres.host`, `.port`, `.database`, `.user`,
    `.password` (default: `PG_MANIFEST_DSN`, or `PG_HOST`, `PG_PORT`, ...)
  - `postgres.pool_min` (2), `postgres.pool_max` (16),
@@ -734,6 +737,20 @@ const char *fstore_store_manifest_backend(const struct fstore_store *store);
  Owned by the store: valid until it is closed.
  */
 const char *fstore_store_warnings(const struct fstore_store *store);
+
+/*
+ Renders the store's metrics in the Prometheus text exposition format
+ (version 0.0.4) into `*out`, NUL-terminated; free it with
+ `fstore_string_free`. The series keep the `featurestore_` names of the
+ design libfstore replaces: hits, misses and waits per symbol, computes
+ and latency histograms per feature set (label values beyond
+ `metrics.max_symbols` / `metrics.max_feature_sets` fold into `other`),
+ errors per status, memory cache, pool and advisory-lock gauges, and
+ `featurestore_info`. With PostgreSQL it queries `pg_locks`.
+ */
+fstore_status fstore_store_metrics(const struct fstore_store *store,
+                                   char **out,
+                                   struct fstore_error *error);
 
 /*
  Copies the PostgreSQL pool's figures into `*out` (`out_size`: `sizeof
