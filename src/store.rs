@@ -137,9 +137,6 @@ impl Store {
         };
         for warning in &warnings {
             log::warn!("libfstore: {warning}");
-            if std::env::var_os("FSTORE_QUIET").is_none() {
-                eprintln!("libfstore: warning: {warning}");
-            }
         }
         let memory = MemoryCache::new(options.memory_cache_bytes);
         let metrics = Metrics::new(options.metrics_max_symbols, options.metrics_max_feature_sets);

@@ -16,6 +16,7 @@ mod error;
 mod export;
 mod handle;
 mod key;
+mod log;
 mod options;
 mod request;
 mod scan;
@@ -25,6 +26,7 @@ mod stream;
 
 pub use error::*;
 pub use key::*;
+pub use log::*;
 pub use options::*;
 pub use request::*;
 pub use scan::*;

@@ -78,6 +78,7 @@ pub unsafe extern "C" fn fstore_store_open(
     out: *mut *mut fstore_store,
     error: *mut fstore_error,
 ) -> fstore_status {
+    super::log::install();
     boundary(error, || {
         let out = arg_mut(out, "out")?;
         let options = options.as_ref().map(|o| o.options.clone()).unwrap_or_default();
@@ -596,6 +597,7 @@ pub struct fstore_migration_report {
 /// workers run with `postgres.auto_migrate=false`.
 #[no_mangle]
 pub unsafe extern "C" fn fstore_migrate_schema(options: *const fstore_options, error: *mut fstore_error) -> fstore_status {
+    super::log::install();
     boundary(error, || {
         let options = arg(options, "options")?;
         crate::migration::migrate_schema(&options.options)?;
@@ -613,6 +615,7 @@ pub unsafe extern "C" fn fstore_migrate_manifest(
     out_size: usize,
     error: *mut fstore_error,
 ) -> fstore_status {
+    super::log::install();
     boundary(error, || {
         let options = arg(options, "options")?;
         check_out(out, out_size, "out")?;
