@@ -17,6 +17,7 @@ mod export;
 mod key;
 mod options;
 mod request;
+mod result;
 mod scan;
 mod sized;
 mod store;
@@ -26,6 +27,7 @@ pub use error::*;
 pub use key::*;
 pub use options::*;
 pub use request::*;
+pub use result::*;
 pub use scan::*;
 pub use store::*;
 
