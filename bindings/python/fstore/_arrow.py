@@ -47,7 +47,7 @@ _NAME_ADDRESS = ctypes.addressof(_name_buffer)
 _RELEASE_FN = CFUNCTYPE(None, c_void_p)
 
 
-def _make_capsule_destructor():
+def _make_capsule_destructor() -> Any:
     # The destructor may run late in interpreter shutdown: it looks up no
     # globals, everything it needs is bound here.
     get_pointer = PYFUNCTYPE(c_void_p, c_void_p, c_void_p)(("PyCapsule_GetPointer", _api))
@@ -56,7 +56,7 @@ def _make_capsule_destructor():
     release_fn = _RELEASE_FN
     name = _NAME_ADDRESS
 
-    def destructor(capsule):
+    def destructor(capsule: int) -> None:
         ptr = get_pointer(capsule, name)
         if ptr:
             stream = at(ptr)
@@ -82,7 +82,7 @@ def stream_capsule_of(obj: object, what: str) -> object:
             f"{what} is a {type(obj).__module__}.{type(obj).__qualname__}, which does not export "
             "__arrow_c_stream__ (return e.g. a pyarrow Table or RecordBatchReader, or a polars DataFrame)"
         )
-    capsule = obj.__arrow_c_stream__()
+    capsule: object = export(obj)
     if not _capsule_is_valid(capsule, _CAPSULE_NAME):
         raise TypeError(f"{what}.__arrow_c_stream__() did not return an 'arrow_array_stream' PyCapsule")
     return capsule
@@ -169,14 +169,15 @@ class ArrowStream:
 
     def to_pyarrow(self) -> "pyarrow.Table":
         """The data as a `pyarrow.Table` (needs pyarrow)."""
-        pyarrow = _import_reader("pyarrow", "to_pyarrow")
-        table: pyarrow.Table = pyarrow.RecordBatchReader.from_stream(self).read_all()
+        pa = _import_reader("pyarrow", "to_pyarrow")
+        table: pyarrow.Table = pa.RecordBatchReader.from_stream(self).read_all()
         return table
 
     def to_polars(self) -> "polars.DataFrame":
         """The data as a `polars.DataFrame` (needs polars)."""
-        polars = _import_reader("polars", "to_polars")
-        return polars.DataFrame(self)
+        pl = _import_reader("polars", "to_polars")
+        frame: polars.DataFrame = pl.DataFrame(self)
+        return frame
 
     def to_pandas(self) -> "pandas.DataFrame":
         """The data as a `pandas.DataFrame` (needs pandas and pyarrow)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
+from typing import Any
 
 from ._lib import FstoreError, lib
 
@@ -39,6 +40,8 @@ class Error(Exception):
         # Only the message goes to the base classes: OSError would otherwise
         # read (status, message) as (errno, strerror).
         super().__init__(message)
+        # An int when the library returns a status newer than this package.
+        self.status: Status | int
         try:
             self.status = Status(status)
         except ValueError:
@@ -55,7 +58,7 @@ class Error(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({int(self.status)}, {self.message!r})"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, tuple[int, str]]:
         return (_rebuild, (int(self.status), self.message))
 
 
@@ -128,7 +131,8 @@ _CLASSES = {
 
 
 def error_for(status: int, message: str) -> Error:
-    return _CLASSES.get(status, Error)(status, message)
+    cls: type[Error] = _CLASSES.get(status, Error)  # type: ignore[call-overload]
+    return cls(status, message)
 
 
 def take_error(status: int, err: FstoreError) -> Error:

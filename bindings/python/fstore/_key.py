@@ -115,23 +115,25 @@ class Key:
         """`end_date` as a `datetime.date`."""
         return datetime.date.fromordinal(self.end_date + _EPOCH_ORDINAL)
 
-    def _parts(self) -> tuple:
+    _c: FstoreKey | None
+
+    def _parts(self) -> tuple[str, str, int, int, str | None]:
         return (self.feature_set, self.symbol, self.start_date, self.end_date, self.config)
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("fstore.Key is immutable")
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Key) and self._parts() == other._parts()
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(self._parts())
 
     def __repr__(self) -> str:
         config = "" if self.config is None else f", config={self.config!r}"
         return f"Key({self.feature_set!r}, {self.symbol!r}, {_show(self.start_date)}, {_show(self.end_date)}{config})"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[Key], tuple[str, str, int, int, str | None]]:
         return (Key, self._parts())
 
     def to_c(self) -> FstoreKey:

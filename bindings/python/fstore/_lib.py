@@ -25,6 +25,9 @@ from ctypes import (
     c_uint64,
     c_void_p,
 )
+from typing import Any, Optional
+
+from ._version import __version__
 
 __all__ = ["lib", "LibraryNotFound", "FstoreError", "FstoreKey", "FstoreStats", "ArrowArrayStream", "COMPUTE_FN"]
 
@@ -149,10 +152,15 @@ _SIGNATURES = {
 }
 
 _HOW_TO = (
-    "set FSTORE_LIBRARY to the full path of the shared library "
-    "(e.g. /opt/fstore/lib/libfstore.so), or FSTORE_LIB_DIR to the directory that holds it, "
-    "or install it where the dynamic loader finds it"
+    "install the package from a clone (pip install ./bindings/python), which bundles the library; "
+    "or set FSTORE_LIBRARY to the full path of libfstore.so (e.g. /opt/fstore/lib/libfstore.so), "
+    "or FSTORE_LIB_DIR to the directory that holds it, or install it where the dynamic loader finds it"
 )
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# What setup.py names the library it bundles, with the platform's suffix.
+_BUNDLED_PREFIX = "_libfstore."
+_LIBRARY_SUFFIXES = (".so", ".dylib", ".dll", ".pyd")
 
 
 def _library_file_names() -> list[str]:
@@ -163,7 +171,24 @@ def _library_file_names() -> list[str]:
     return ["libfstore.so"]
 
 
+def _bundled() -> Optional[str]:
+    """The library installed inside the package, if any."""
+    try:
+        names = sorted(os.listdir(_PACKAGE_DIR))
+    except OSError:
+        return None
+    for name in names:
+        if name.startswith(_BUNDLED_PREFIX) and name.endswith(_LIBRARY_SUFFIXES):
+            return os.path.join(_PACKAGE_DIR, name)
+    return None
+
+
 def _locate() -> str:
+    """Next to the package first, then $FSTORE_LIBRARY (a file), then
+    $FSTORE_LIB_DIR (a directory), then wherever the dynamic loader looks."""
+    bundled = _bundled()
+    if bundled:
+        return bundled
     path = os.environ.get("FSTORE_LIBRARY")
     if path:
         if not os.path.isfile(path):
@@ -184,13 +209,33 @@ def _locate() -> str:
     raise LibraryNotFound(f"libfstore not found: {_HOW_TO}")
 
 
-_loaded: ctypes.CDLL | None = None
+def _check_version(loaded: ctypes.CDLL, path: str) -> None:
+    """Refuses a library of another version than the package's: their C
+    declarations (struct layouts, signatures) would not match."""
+    try:
+        version_fn = loaded.fstore_version
+    except AttributeError as e:
+        raise LibraryNotFound(f"{path} does not export fstore_version: is it libfstore?") from e
+    version_fn.restype = c_char_p
+    version_fn.argtypes = []
+    raw = version_fn()
+    found = raw.decode("utf-8", "replace") if raw else "(none)"
+    if found != __version__:
+        raise LibraryNotFound(
+            f"{path} is libfstore {found}, but this fstore package is {__version__}: the two must be the same "
+            "version. Reinstall the package from the clone the library was built from "
+            "(pip install ./bindings/python), or point FSTORE_LIBRARY at a libfstore.so of version "
+            f"{__version__}"
+        )
+
+
+_loaded: Optional[ctypes.CDLL] = None
 _load_lock = threading.Lock()
 
 
 def lib() -> ctypes.CDLL:
-    """The loaded library, with every signature declared. Loaded on first use
-    so that `import fstore` works (for docs and tooling) without it."""
+    """The loaded library, its version checked and every signature declared
+    (loaded once, when the package is imported)."""
     global _loaded
     if _loaded is not None:
         return _loaded
@@ -202,6 +247,7 @@ def lib() -> ctypes.CDLL:
                 loaded = ctypes.CDLL(path)
             except OSError as e:
                 raise LibraryNotFound(f"cannot load {path}: {e}; {_HOW_TO}") from e
+            _check_version(loaded, path)
             for name, (restype, argtypes) in _SIGNATURES.items():
                 try:
                     fn = getattr(loaded, name)
@@ -214,5 +260,6 @@ def lib() -> ctypes.CDLL:
 
 
 def library_path() -> str:
-    """Where libfstore is loaded from (after `lib()`), as the loader reports it."""
-    return lib()._name
+    """Where libfstore is loaded from, as the loader reports it."""
+    name: str = lib()._name
+    return name

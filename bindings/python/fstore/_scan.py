@@ -88,7 +88,7 @@ class Scan:
         return f"<fstore.Scan data={self.data!r}>"
 
 
-def _strings(values: Optional[Iterable[str]], what: str):
+def _strings(values: Optional[Iterable[str]], what: str) -> tuple[Any, int]:
     """A C array of the encoded values (non-NULL even when empty, so that the
     library can tell an empty list from none), and its length."""
     if values is None:

@@ -13,7 +13,7 @@ import sys
 import threading
 from ctypes import byref, c_bool, c_char_p, c_void_p
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Protocol
 
 from ._arrow import ArrowStream, move_stream_into, stream_capsule_of
 from ._errors import Error, InvalidArgument, InvalidState, Status, check, take_error
@@ -28,11 +28,26 @@ from ._lib import (
     STATUS_OK,
     ArrowArrayStream,
     FstoreError,
+    FstoreKey,
     FstoreStats,
     lib,
 )
 
-__all__ = ["Store", "Stats", "CancelToken"]
+__all__ = ["Store", "Stats", "CancelToken", "ComputeFn", "ArrowStreamExportable"]
+
+
+class ArrowStreamExportable(Protocol):
+    """Anything exporting the Arrow PyCapsule stream interface: a pyarrow
+    Table or RecordBatchReader, a polars DataFrame, an `fstore.ArrowStream`..."""
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
+
+
+class ComputeFn(Protocol):
+    """What `Store.get_or_compute` calls on a miss: ``compute(key)`` returns
+    the features of `key` as Arrow data."""
+
+    def __call__(self, key: Key, /) -> ArrowStreamExportable: ...
 
 # How often a waiting caller wakes up to let signal handlers (Ctrl-C) run.
 _WAIT_SLICE = 0.05
@@ -123,7 +138,7 @@ def _new_request(columns: Optional[Iterable[str]], timeout: Any) -> int:
             check(L.fstore_request_set_columns(request, array, len(names), byref(err)), err)
         if timeout is not None:
             check(L.fstore_request_set_timeout_ms(request, _timeout_ms(timeout), byref(err)), err)
-        return request
+        return int(request)
     except BaseException:
         _free_request(request)
         raise
@@ -152,7 +167,7 @@ def _option_text(name: str, value: Any) -> str:
     raise TypeError(f"option {name!r}: expected a str, int, bool or path, not {type(value).__name__}")
 
 
-def _c_key(key: Key):
+def _c_key(key: Key) -> FstoreKey:
     if not isinstance(key, Key):
         raise TypeError(f"key must be an fstore.Key, not {type(key).__name__}")
     return key._c or key.to_c()
@@ -181,21 +196,21 @@ class _Workers:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._idle: list[queue.SimpleQueue] = []
+        self._idle: list[queue.SimpleQueue[Callable[[], None]]] = []
         self._names = itertools.count(1)
 
     def submit(self, job: Callable[[], None]) -> None:
         with self._lock:
             inbox = self._idle.pop() if self._idle else None
         if inbox is None:
-            inbox = queue.SimpleQueue()
+            inbox = queue.SimpleQueue[Callable[[], None]]()
             thread = threading.Thread(
                 target=self._serve, args=(inbox,), name=f"fstore-worker-{next(self._names)}", daemon=True
             )
             thread.start()
         inbox.put(job)
 
-    def _serve(self, inbox: queue.SimpleQueue) -> None:
+    def _serve(self, inbox: queue.SimpleQueue[Callable[[], None]]) -> None:
         while True:
             try:
                 job = inbox.get(timeout=self.IDLE_SECONDS)
@@ -234,7 +249,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _trampoline(userdata, key, out, error):
+def _trampoline(userdata: int, key: int, out: int, error: int) -> int:
     # Never let an exception escape into C (ctypes would print it and return 0, "OK").
     try:
         call = _calls.get(userdata)
@@ -263,7 +278,7 @@ class _ComputeCall:
     otherwise. Only the main thread is ever interrupted by a signal; the
     worker's own code always runs to its end."""
 
-    def __init__(self, compute: Callable[[Key], Any], key: Key, request: int, store: Store, token: Optional[CancelToken]):
+    def __init__(self, compute: ComputeFn, key: Key, request: Optional[int], store: Store, token: Optional[CancelToken]):
         self.id = next(_call_ids)
         self.cond = threading.Condition(threading.Lock())
         self.compute = compute
@@ -274,7 +289,7 @@ class _ComputeCall:
         self.caller_thread = threading.get_ident()
         self.caller_frame: Any = None  # the caller's get_or_compute frame, while the C call runs
         self.pending = False  # the worker asks the caller to compute
-        self.answer: Optional[tuple] = None  # (capsule, exception)
+        self.answer: Optional[tuple[object, Optional[BaseException]]] = None  # (capsule, exception)
         self.abandoned = False  # the caller stopped waiting
         self.done = False
         self.result: Optional[ArrowStream] = None
@@ -307,7 +322,7 @@ class _ComputeCall:
         _calls.pop(self.id, None)
 
     # The worker thread.
-    def run(self, store_handle: int, c_key, on_exit: Callable[[], None]) -> None:
+    def run(self, store_handle: int, c_key: FstoreKey, on_exit: Callable[[], None]) -> None:
         out = ArrowArrayStream()
         err = FstoreError()
         try:
@@ -350,9 +365,9 @@ class _ComputeCall:
             return _report(error, STATUS_CALLBACK_FAILED, _describe(exc))
         try:
             move_stream_into(capsule, out)
-        except BaseException as exc:
-            self.compute_error = exc
-            return _report(error, STATUS_CALLBACK_FAILED, _describe(exc))
+        except BaseException as failure:
+            self.compute_error = failure
+            return _report(error, STATUS_CALLBACK_FAILED, _describe(failure))
         return STATUS_OK
 
     def _caller_gave_up(self, exc: BaseException) -> bool:
@@ -373,7 +388,7 @@ class _ComputeCall:
             self._compute()
 
     def _compute(self) -> None:
-        answer = (None, RuntimeError("the compute did not finish"))
+        answer: tuple[object, Optional[BaseException]] = (None, RuntimeError("the compute did not finish"))
         try:
             value = self.compute(self.key)
             answer = (stream_capsule_of(value, "the value compute returned"), None)
@@ -423,7 +438,9 @@ class Store:
     Use it as a context manager, or call `close()`.
     """
 
-    def __init__(self, cache_dir: Optional[str | os.PathLike] = None, options: Optional[Mapping[str, Any]] = None):
+    def __init__(
+        self, cache_dir: Optional[str | os.PathLike[str]] = None, options: Optional[Mapping[str, Any]] = None
+    ) -> None:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # notified when a call ends while closing
         self._handle: Optional[int] = None
@@ -476,7 +493,7 @@ class Store:
                 self._idle.notify_all()
 
     @contextlib.contextmanager
-    def _use(self):
+    def _use(self) -> Iterator[int]:
         handle = self._enter()
         try:
             yield handle
@@ -519,7 +536,7 @@ class Store:
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __del__(self) -> None:
@@ -537,7 +554,7 @@ class Store:
     def get_or_compute(
         self,
         key: Key,
-        compute: Callable[[Key], Any],
+        compute: ComputeFn,
         columns: Optional[Iterable[str]] = None,
         timeout: Optional[float | datetime.timedelta] = None,
         cancel: Optional[CancelToken] = None,
@@ -614,7 +631,7 @@ class Store:
                 cancel._detach(call)
         return call.outcome()
 
-    def _try_get(self, c_key, request: Optional[int]) -> Optional[ArrowStream]:
+    def _try_get(self, c_key: FstoreKey, request: Optional[int]) -> Optional[ArrowStream]:
         """What get_or_compute answers without waiting or computing
         (fstore_store_try_get): the entry, or None. Anything but a hit takes
         the slow path, which meets and reports any error itself: so the try
@@ -691,7 +708,7 @@ class Store:
         err = FstoreError()
         with self._use() as handle:
             check(lib().fstore_store_stats(handle, byref(raw), ctypes.sizeof(raw), byref(err)), err)
-        return Stats(**{name: getattr(raw, name) for name, _ in FstoreStats._fields_})
+        return Stats(**{field[0]: getattr(raw, field[0]) for field in FstoreStats._fields_})
 
     def entries(self) -> ArrowStream:
         """The manifest, one row per entry (entry_id, feature_set, symbol,
