@@ -225,7 +225,7 @@ fn git_commit() -> String {
 
 /// A zero-initialised error, as C callers declare it.
 fn no_error() -> fstore_error {
-    fstore_error { message: std::ptr::null_mut(), status: 0, release: None }
+    unsafe { std::mem::zeroed::<fstore_error>() }
 }
 
 /// A store opened through the C API, as a C program holds it.
@@ -303,6 +303,7 @@ impl CKey {
             start_date: key.start_date,
             end_date: key.end_date,
             config: strings[2].as_ptr(),
+            reserved: [std::ptr::null(); 4],
         };
         CKey { key, _strings: strings }
     }

@@ -17,6 +17,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The version of libfstore this header describes. A program can compare
+ * FSTORE_VERSION_NUMBER with fstore_version_number() at run time: the
+ * library is compatible when the major versions match and the library's
+ * number is not lower. */
+#define FSTORE_VERSION_MAJOR 0
+#define FSTORE_VERSION_MINOR 1
+#define FSTORE_VERSION_PATCH 0
+#define FSTORE_VERSION_STRING "0.1.0"
+#define FSTORE_VERSION_NUMBER \
+  (FSTORE_VERSION_MAJOR * 1000000 + FSTORE_VERSION_MINOR * 1000 + FSTORE_VERSION_PATCH)
+
 /* The Arrow C data and stream interfaces, as published by Apache Arrow
  * (https://arrow.apache.org/docs/format/CDataInterface.html). Guarded so that
  * this header can sit beside nanoarrow, Arrow C++ or ADBC. */
@@ -83,6 +94,11 @@ struct ArrowArrayStream {
 #define FSTORE_MAX_NAME_BYTES 1024
 
 /*
+ Length of an entry id written by `fstore_key_canonical`, with its NUL.
+ */
+#define FSTORE_ENTRY_ID_SIZE 65
+
+/*
  Options for `fstore_store_open`. Not thread-safe.
  */
 typedef struct fstore_options fstore_options;
@@ -111,15 +127,21 @@ typedef struct fstore_result fstore_result;
 typedef struct fstore_store fstore_store;
 
 /*
- A status code: `FSTORE_STATUS_OK` or the class of a problem.
+ A status code: `FSTORE_STATUS_OK` or the class of a problem. The values
+ never change; new codes may be added in minor versions, so treat a code
+ you do not know as a failure (`fstore_status_name` names it "unknown
+ status").
  */
 typedef uint32_t fstore_status;
 
 /*
- Details of a failed call. Zero-initialise it; after a failure `message`
- holds a NUL-terminated description and `status` the status returned. Call
- `release` (or `fstore_error_release`) when done; a call that writes an
- error releases the previous content first, so one struct can be reused.
+ Details of a failed call. Zero-initialise it (`fstore_error e = {0};`);
+ after a failure `message` holds a NUL-terminated description and `status`
+ the status returned. Call `release` (or `fstore_error_release`) when
+ done; a call that writes an error releases the previous content first, so
+ one struct can be reused. Fields may be added in `reserved` (which the
+ library writes as zeros); the struct's size and the offsets of the fields
+ above it do not change within a major version.
  */
 typedef struct fstore_error {
   /*
@@ -128,10 +150,50 @@ typedef struct fstore_error {
   char *message;
   fstore_status status;
   /*
+   The five-character SQLSTATE of the PostgreSQL error behind this one
+   (e.g. "28P01" for a rejected password), NUL-terminated; empty when
+   there was none.
+   */
+  char sqlstate[6];
+  /*
    Frees `message`; NULL when there is nothing to free.
    */
   void (*release)(struct fstore_error *error);
+  /*
+   Room for fields of later versions; written as zeros.
+   */
+  void *reserved[4];
 } fstore_error;
+
+/*
+ The five parts of a cache key. Strings are NUL-terminated UTF-8; a symbol
+ or feature set is 1 to 1,024 bytes. Dates are days since 1970-01-01 (Arrow
+ date32), `end_date >= start_date`. `config` is JSON text (NULL or empty
+ means `{}`), canonicalised (RFC 8785: member order, whitespace and escape
+ spelling do not matter; duplicate member names are refused) so that equal
+ configs name one entry and different ones never do. Numbers are compared
+ by their exact decimal value, not as doubles: `1`, `1.0`, `1e0` and `10e-1`
+ are equal and `-0` is `0`, but `1700000000000000001` and
+ `1700000000000000000` (or `1e-400` and `0`) are different configs, so
+ nanosecond timestamps and 64-bit ids need no quoting. A number prints in
+ ECMAScript notation from its own digits, which for every shortest
+ round-trip double (what JSON serialisers emit; where two shortest forms
+ tie, the one ECMAScript picks) is exactly RFC 8785's output. Numbers too
+ large for a double (`1e400`) are refused.
+
+ `reserved` must be zero (`fstore_key key = {0};` or designated
+ initialisers do it): later versions may give it meaning, with zero
+ meaning today's behaviour, and a key whose reserved space is not zero is
+ refused (FSTORE_STATUS_INVALID_ARGUMENT) rather than misread.
+ */
+typedef struct fstore_key {
+  const char *feature_set;
+  const char *symbol;
+  int32_t start_date;
+  int32_t end_date;
+  const char *config;
+  const void *reserved[4];
+} fstore_key;
 
 /*
  What `fstore_store_scan` reads. Strings are NUL-terminated UTF-8.
@@ -159,30 +221,6 @@ typedef struct fstore_scan_request {
   const char *const *columns;
   size_t column_count;
 } fstore_scan_request;
-
-/*
- The five parts of a cache key. Strings are NUL-terminated UTF-8; a symbol
- or feature set is 1 to 1,024 bytes. Dates are days since 1970-01-01 (Arrow
- date32), `end_date >= start_date`. `config` is JSON text (NULL or empty
- means `{}`), canonicalised (RFC 8785: member order, whitespace and escape
- spelling do not matter; duplicate member names are refused) so that equal
- configs name one entry and different ones never do. Numbers are compared
- by their exact decimal value, not as doubles: `1`, `1.0`, `1e0` and `10e-1`
- are equal and `-0` is `0`, but `1700000000000000001` and
- `1700000000000000000` (or `1e-400` and `0`) are different configs, so
- nanosecond timestamps and 64-bit ids need no quoting. A number prints in
- ECMAScript notation from its own digits, which for every shortest
- round-trip double (what JSON serialisers emit; where two shortest forms
- tie, the one ECMAScript picks) is exactly RFC 8785's output. Numbers too
- large for a double (`1e400`) are refused.
- */
-typedef struct fstore_key {
-  const char *feature_set;
-  const char *symbol;
-  int32_t start_date;
-  int32_t end_date;
-  const char *config;
-} fstore_key;
 
 /*
  Computes the data of `key` into `out` and returns FSTORE_STATUS_OK, or
@@ -318,30 +356,83 @@ typedef struct fstore_migration_report {
   uint64_t already_present;
 } fstore_migration_report;
 
+/*
+ Success. Outputs are written.
+ */
 #define FSTORE_STATUS_OK 0
 
+/*
+ An argument is NULL, malformed or out of range (a key part, an option, a
+ size); the message names it. Retrying the same call fails the same way.
+ */
 #define FSTORE_STATUS_INVALID_ARGUMENT 1
 
+/*
+ What was asked for does not exist: no entry for the key (`get`,
+ `try_get`, `invalidate`, with no message), or no PostgreSQL figures
+ for an embedded store.
+ */
 #define FSTORE_STATUS_NOT_FOUND 2
 
+/*
+ A bounded wait ran out: for another caller's compute, a lock, a pool
+ connection or the manifest. Retrying later may succeed.
+ */
 #define FSTORE_STATUS_TIMEOUT 3
 
+/*
+ The call's request was cancelled, its store was closed while it
+ waited, or a compute callback reported that its own caller gave up.
+ */
 #define FSTORE_STATUS_CANCELLED 4
 
+/*
+ The compute callback failed (its message is kept in the error); every
+ caller waiting for that compute gets the same. Nothing was stored.
+ */
 #define FSTORE_STATUS_CALLBACK_FAILED 5
 
+/*
+ An Arrow stream given to the library (input, or a callback's output) was
+ unset, failed midway or holds data that does not match its schema; or a
+ scan's entries do not share their columns.
+ */
 #define FSTORE_STATUS_INVALID_DATA 6
 
+/*
+ A file-system operation failed (the message names it and the path):
+ permissions, a full disk, a vanished directory.
+ */
 #define FSTORE_STATUS_IO 7
 
+/*
+ The manifest database (DuckDB or PostgreSQL) refused a statement; for
+ PostgreSQL the error's `sqlstate` says why.
+ */
 #define FSTORE_STATUS_DATABASE 8
 
+/*
+ A stored entry failed its integrity check (checksum, footer, key).
+ `get_or_compute` recomputes such an entry instead of failing.
+ */
 #define FSTORE_STATUS_CORRUPT 9
 
+/*
+ The object cannot be used in its current state: a closed store, a
+ store used in a child after fork(), a cache directory bound to other
+ coordination settings.
+ */
 #define FSTORE_STATUS_INVALID_STATE 10
 
+/*
+ A required server could not be reached or dropped the connection
+ (`sqlstate` set when the server said why). Retrying later may succeed.
+ */
 #define FSTORE_STATUS_UNAVAILABLE 11
 
+/*
+ A bug in libfstore (for example a caught panic): please report it.
+ */
 #define FSTORE_STATUS_INTERNAL 12
 
 #ifdef __cplusplus
@@ -352,6 +443,14 @@ extern "C" {
  The library version, e.g. "0.1.0". Static; do not free.
  */
 const char *fstore_version(void);
+
+/*
+ The library version as major * 1000000 + minor * 1000 + patch, to compare
+ with the header's FSTORE_VERSION_NUMBER: a program runs against any
+ library of the same major version whose number is not lower than the one
+ it was built with.
+ */
+uint32_t fstore_version_number(void);
 
 /*
  A short English name of `status`, e.g. "timeout". Static; do not free.
@@ -378,6 +477,26 @@ void fstore_error_set(struct fstore_error *error,
 fstore_status fstore_lock_key(const char *symbol,
                               int64_t *out,
                               struct fstore_error *error);
+
+/*
+ Validates `key` and writes what identifies its entry: `*config`, the
+ canonical form of its config (free it with `fstore_string_free`), and
+ `entry_id`, a NUL-terminated hex string of FSTORE_ENTRY_ID_SIZE bytes.
+ Two keys name the same entry exactly when their entry ids are equal (and
+ then their canonical configs are too): for bindings that compare and hash
+ keys the way the library does. `config` may be NULL when only the id is
+ wanted.
+ */
+fstore_status fstore_key_canonical(const struct fstore_key *key,
+                                   char **config,
+                                   char *entry_id,
+                                   struct fstore_error *error);
+
+/*
+ Frees a string the library allocated for the caller (NULL allowed) and
+ sets `*string` to NULL.
+ */
+void fstore_string_free(char **string);
 
 /*
  A new set of default options. Free with `fstore_options_free`.
@@ -538,6 +657,15 @@ fstore_status fstore_store_open(const struct fstore_options *options,
  Bounded by `wait.timeout_ms`: manifest changes that cannot be written by
  then are dropped (their entry files remain, and maintenance re-indexes
  them).
+
+ Safe while other threads are inside calls on the store: their waits end
+ with FSTORE_STATUS_CANCELLED, close waits for them to return (a compute
+ already running finishes and is published), then frees the store. Called
+ from inside a call on the same store (a compute callback), it returns at
+ once and the store is freed when that call returns. Every call on a
+ closed handle, including copies of the pointer used after close,
+ returns FSTORE_STATUS_INVALID_STATE ("the store is closed"); closing it
+ again does nothing. A closed handle keeps a few dozen bytes for this.
  */
 void fstore_store_close(struct fstore_store **store);
 
@@ -640,7 +768,7 @@ fstore_status fstore_store_flush(const struct fstore_store *store,
 
 /*
  The manifest backend in use: "postgres" or "duckdb" (which also decides
- how processes lock). Static; do not free. NULL for a NULL store.
+ how processes lock). Static; do not free. NULL for a NULL or closed store.
  */
 const char *fstore_store_manifest_backend(const struct fstore_store *store);
 

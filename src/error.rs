@@ -66,12 +66,26 @@ impl Status {
 pub struct Error {
     status: Status,
     message: String,
+    /// The SQLSTATE of the PostgreSQL error behind this one, if any.
+    sqlstate: Option<[u8; 5]>,
 }
 
 impl Error {
     pub fn new(status: Status, message: impl Into<String>) -> Self {
         debug_assert!(status != Status::Ok, "an error needs a failing status");
-        Error { status, message: message.into() }
+        Error { status, message: message.into(), sqlstate: None }
+    }
+
+    /// The same error, carrying the SQLSTATE of the PostgreSQL error behind
+    /// it (ignored unless five ASCII characters).
+    pub fn with_sqlstate(mut self, code: &str) -> Self {
+        self.sqlstate = <[u8; 5]>::try_from(code.as_bytes()).ok().filter(|c| c.is_ascii());
+        self
+    }
+
+    /// The SQLSTATE of the PostgreSQL error behind this one, if any.
+    pub fn sqlstate(&self) -> Option<&str> {
+        self.sqlstate.as_ref().and_then(|c| std::str::from_utf8(c).ok())
     }
 
     pub fn status(&self) -> Status {
@@ -84,7 +98,7 @@ impl Error {
 
     /// The same error with `context` put in front of its message.
     pub fn context(self, context: impl fmt::Display) -> Self {
-        Error { status: self.status, message: format!("{context}: {}", self.message) }
+        Error { message: format!("{context}: {}", self.message), ..self }
     }
 
     pub fn invalid_argument(message: impl Into<String>) -> Self {

@@ -59,6 +59,8 @@ pub(crate) struct Wait<'a> {
     at_request_deadline: bool,
     timeout: Duration,
     request: &'a Request,
+    /// Set when the store the call runs in is being closed.
+    store_closing: Option<&'a AtomicBool>,
 }
 
 impl<'a> Wait<'a> {
@@ -68,15 +70,25 @@ impl<'a> Wait<'a> {
         // An absurd timeout means "as good as forever".
         let deadline = now.checked_add(timeout).unwrap_or(now + Duration::from_secs(100 * 365 * 86_400));
         match request.deadline {
-            Some(own) if own < deadline => Wait { deadline: own, at_request_deadline: true, timeout, request },
-            _ => Wait { deadline, at_request_deadline: false, timeout, request },
+            Some(own) if own < deadline => {
+                Wait { deadline: own, at_request_deadline: true, timeout, request, store_closing: None }
+            }
+            _ => Wait { deadline, at_request_deadline: false, timeout, request, store_closing: None },
         }
+    }
+
+    /// The same wait, which also ends (as cancelled) once `closing` is set.
+    pub fn ending_when(self, closing: &'a AtomicBool) -> Self {
+        Wait { store_closing: Some(closing), ..self }
     }
 
     /// `Err` once the call is cancelled or out of time; `what` names what it waited for.
     pub fn check(&self, what: &dyn Fn() -> String) -> Result<()> {
         if self.request.is_cancelled() {
             return Err(Error::new(Status::Cancelled, format!("cancelled while waiting for {}", what())));
+        }
+        if self.store_closing.is_some_and(|closing| closing.load(Ordering::Acquire)) {
+            return Err(Error::new(Status::Cancelled, format!("the store was closed while waiting for {}", what())));
         }
         if Instant::now() >= self.deadline {
             let why = if self.at_request_deadline {

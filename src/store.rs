@@ -3,7 +3,7 @@
 
 use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatchReader;
@@ -85,6 +85,8 @@ pub struct Store {
     /// `fork::generation()` when the store was opened: a cheaper check than
     /// the process id, which costs a system call.
     fork_generation: u64,
+    /// Set by `begin_close`: ends every wait of calls in flight.
+    closing: AtomicBool,
 }
 
 /// How a lock attempt for a compute ended.
@@ -151,6 +153,7 @@ impl Store {
             counters: Counters::default(),
             owner_pid: std::process::id(),
             fork_generation: fork::generation(),
+            closing: AtomicBool::new(false),
         })
     }
 
@@ -184,7 +187,7 @@ impl Store {
         self.check_process()?;
         let Some(pool) = self.postgres.as_ref() else { return Ok(None) };
         let request = Request::new();
-        crate::pg::lock_stats(pool, &Wait::new(&request, self.options.wait_timeout)).map(Some)
+        crate::pg::lock_stats(pool, &self.wait(&request)).map(Some)
     }
 
     /// The entry of `key`, or `Ok(None)`. Never computes and never waits.
@@ -267,7 +270,7 @@ impl Store {
             return Ok(data);
         }
         bump(&self.counters.misses, 1);
-        let wait = Wait::new(request, self.options.wait_timeout);
+        let wait = self.wait(request);
         let what = || format!("the compute of {}", describe(&key.key));
         let mut compute = Some(compute);
         loop {
@@ -462,7 +465,7 @@ impl Store {
         let key = ResolvedKey::resolve(key)?;
         let data = Data::collect(reader)?;
         let request = Request::new();
-        let wait = Wait::new(&request, self.options.wait_timeout);
+        let wait = self.wait(&request);
         let plan = self.plan(&key);
         let held = self.acquire(&plan, &wait)?;
         self.publish(&key, &plan, held, data, &wait, Publish::Put).map(drop)
@@ -475,7 +478,7 @@ impl Store {
         self.check_process()?;
         let key = ResolvedKey::resolve(key)?;
         let request = Request::new();
-        let wait = Wait::new(&request, self.options.wait_timeout);
+        let wait = self.wait(&request);
         let mut held = self.acquire(&self.plan(&key), &wait)?;
         let existed = self.storage.remove(&key.entry_id)?;
         self.memory.remove(&key.entry_id);
@@ -550,8 +553,21 @@ impl Store {
     }
 
     /// The wait bound of operations that have no request of their own.
-    pub(crate) fn default_wait<'a>(&self, request: &'a Request) -> Wait<'a> {
-        Wait::new(request, self.options.wait_timeout)
+    pub(crate) fn default_wait<'a>(&'a self, request: &'a Request) -> Wait<'a> {
+        self.wait(request)
+    }
+
+    /// A call's wait: bounded by its request and the store's timeout, and
+    /// ended by `begin_close`.
+    fn wait<'a>(&'a self, request: &'a Request) -> Wait<'a> {
+        Wait::new(request, self.options.wait_timeout).ending_when(&self.closing)
+    }
+
+    /// Ends the waits of calls in flight (they return `Cancelled`), and of
+    /// calls that begin later, so that a close need not wait for them.
+    /// Computes already running are not interrupted.
+    pub fn begin_close(&self) {
+        self.closing.store(true, Ordering::Release);
     }
 
     pub(crate) fn cache_dir_locks(&self) -> Option<FileLocks> {

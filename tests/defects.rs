@@ -140,7 +140,7 @@ struct CStore(*mut fstore_store);
 impl CStore {
     fn open(options: &[(&str, &str)]) -> CStore {
         let c = |s: &str| std::ffi::CString::new(s).unwrap();
-        let mut error = fstore_error { message: std::ptr::null_mut(), status: 0, release: None };
+        let mut error = unsafe { std::mem::zeroed::<fstore_error>() };
         unsafe {
             let mut opts = fstore_options_new();
             for (name, value) in options {
@@ -156,7 +156,7 @@ impl CStore {
 
     /// `fstore_store_maintain` with the options laid out as C lays them out.
     fn maintain(&self, options: &CallerMaintainOptions) -> (u32, String) {
-        let mut error = fstore_error { message: std::ptr::null_mut(), status: 0, release: None };
+        let mut error = unsafe { std::mem::zeroed::<fstore_error>() };
         // Room for a report larger than this library's: the rest is zero-filled.
         let mut report = [0u64; 32];
         let status = unsafe {

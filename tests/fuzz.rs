@@ -529,7 +529,7 @@ fn fuzz_symbols_and_lock_keys() {
             return Ok(()); // C strings end at the first NUL
         }
         let c_symbol = CString::new(bytes.clone()).unwrap();
-        let mut error = fstore_error { message: ptr::null_mut(), status: FSTORE_STATUS_OK, release: None };
+        let mut error = unsafe { std::mem::zeroed::<fstore_error>() };
         let mut out = 42i64;
         let status = unsafe { fstore_lock_key(c_symbol.as_ptr(), &mut out, &mut error) };
         let message = c_message(&error);
@@ -611,7 +611,7 @@ fn fuzz_options() {
         let utf8 = std::str::from_utf8(&value_bytes).is_ok();
         let expected = utf8 && Options::default().set(&name, std::str::from_utf8(&value_bytes).unwrap()).is_ok();
         let (c_name, c_value) = (CString::new(name.clone()).unwrap(), CString::new(value_bytes).unwrap());
-        let mut error = fstore_error { message: ptr::null_mut(), status: FSTORE_STATUS_OK, release: None };
+        let mut error = unsafe { std::mem::zeroed::<fstore_error>() };
         let status = unsafe {
             let mut c_options = fstore_options_new();
             let status = fstore_options_set(c_options, c_name.as_ptr(), c_value.as_ptr(), &mut error);
@@ -826,6 +826,7 @@ fn fuzz_foreign_arrays() {
         start_date: 1,
         end_date: 2,
         config: ptr::null(),
+        reserved: [ptr::null(); 4],
     };
     let (stored, refused) = (AtomicUsize::new(0), AtomicUsize::new(0));
     fuzz("foreign arrays", any_hostile_column(), |spec| {
@@ -837,7 +838,7 @@ fn fuzz_foreign_arrays() {
             Some((how, seed)) => hostile_arrow::tampered_stream(exported, move |b| tamper(b, how, seed)),
             None => exported,
         };
-        let mut error = fstore_error { message: ptr::null_mut(), status: FSTORE_STATUS_OK, release: None };
+        let mut error = unsafe { std::mem::zeroed::<fstore_error>() };
         let status = unsafe { fstore_store_put(store, &key, &mut stream, &mut error) };
         let message = c_message(&error);
         unsafe { fstore_error_release(&mut error) };
@@ -887,7 +888,7 @@ fn fuzz_foreign_arrays() {
 
 fn open_store(dir: &std::path::Path) -> *mut fstore_store {
     let path = CString::new(dir.to_str().unwrap()).unwrap();
-    let mut error = fstore_error { message: ptr::null_mut(), status: FSTORE_STATUS_OK, release: None };
+    let mut error = unsafe { std::mem::zeroed::<fstore_error>() };
     let mut store = ptr::null_mut();
     unsafe {
         let mut options = fstore_options_new();

@@ -75,7 +75,7 @@ struct CError(fstore_error);
 
 impl CError {
     fn new() -> CError {
-        CError(fstore_error { message: ptr::null_mut(), status: FSTORE_STATUS_OK, release: None })
+        CError(unsafe { std::mem::zeroed::<fstore_error>() })
     }
     fn ptr(&mut self) -> *mut fstore_error {
         &mut self.0
@@ -108,6 +108,7 @@ fn c_key(symbol: &str) -> CKey {
         start_date: 19000,
         end_date: 19002,
         config: strings[2].as_ptr(),
+        reserved: [std::ptr::null(); 4],
     };
     CKey { key, _strings: strings }
 }

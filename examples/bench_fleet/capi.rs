@@ -41,7 +41,7 @@ impl Compute {
 
 /// A zero-initialised error, as the C API asks.
 fn no_error() -> fstore_error {
-    fstore_error { message: ptr::null_mut(), status: FSTORE_STATUS_OK, release: None }
+    unsafe { std::mem::zeroed::<fstore_error>() }
 }
 
 fn message(error: &mut fstore_error) -> String {
@@ -72,6 +72,7 @@ fn c_key(key: &BenchKey) -> fstore_key {
         start_date: key.start_date,
         end_date: key.end_date,
         config: key.config.as_ptr(),
+        reserved: [std::ptr::null(); 4],
     }
 }
 

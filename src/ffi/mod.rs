@@ -14,6 +14,7 @@
 mod boundary;
 mod error;
 mod export;
+mod handle;
 mod key;
 mod options;
 mod request;
@@ -33,21 +34,51 @@ pub use store::*;
 
 use std::ffi::c_char;
 
-/// A status code: `FSTORE_STATUS_OK` or the class of a problem.
+/// A status code: `FSTORE_STATUS_OK` or the class of a problem. The values
+/// never change; new codes may be added in minor versions, so treat a code
+/// you do not know as a failure (`fstore_status_name` names it "unknown
+/// status").
 pub type fstore_status = u32;
 
+/// Success. Outputs are written.
 pub const FSTORE_STATUS_OK: fstore_status = 0;
+/// An argument is NULL, malformed or out of range (a key part, an option, a
+/// size); the message names it. Retrying the same call fails the same way.
 pub const FSTORE_STATUS_INVALID_ARGUMENT: fstore_status = 1;
+/// What was asked for does not exist: no entry for the key (`get`,
+/// `try_get`, `invalidate`, with no message), or no PostgreSQL figures
+/// for an embedded store.
 pub const FSTORE_STATUS_NOT_FOUND: fstore_status = 2;
+/// A bounded wait ran out: for another caller's compute, a lock, a pool
+/// connection or the manifest. Retrying later may succeed.
 pub const FSTORE_STATUS_TIMEOUT: fstore_status = 3;
+/// The call's request was cancelled, its store was closed while it
+/// waited, or a compute callback reported that its own caller gave up.
 pub const FSTORE_STATUS_CANCELLED: fstore_status = 4;
+/// The compute callback failed (its message is kept in the error); every
+/// caller waiting for that compute gets the same. Nothing was stored.
 pub const FSTORE_STATUS_CALLBACK_FAILED: fstore_status = 5;
+/// An Arrow stream given to the library (input, or a callback's output) was
+/// unset, failed midway or holds data that does not match its schema; or a
+/// scan's entries do not share their columns.
 pub const FSTORE_STATUS_INVALID_DATA: fstore_status = 6;
+/// A file-system operation failed (the message names it and the path):
+/// permissions, a full disk, a vanished directory.
 pub const FSTORE_STATUS_IO: fstore_status = 7;
+/// The manifest database (DuckDB or PostgreSQL) refused a statement; for
+/// PostgreSQL the error's `sqlstate` says why.
 pub const FSTORE_STATUS_DATABASE: fstore_status = 8;
+/// A stored entry failed its integrity check (checksum, footer, key).
+/// `get_or_compute` recomputes such an entry instead of failing.
 pub const FSTORE_STATUS_CORRUPT: fstore_status = 9;
+/// The object cannot be used in its current state: a closed store, a
+/// store used in a child after fork(), a cache directory bound to other
+/// coordination settings.
 pub const FSTORE_STATUS_INVALID_STATE: fstore_status = 10;
+/// A required server could not be reached or dropped the connection
+/// (`sqlstate` set when the server said why). Retrying later may succeed.
 pub const FSTORE_STATUS_UNAVAILABLE: fstore_status = 11;
+/// A bug in libfstore (for example a caught panic): please report it.
 pub const FSTORE_STATUS_INTERNAL: fstore_status = 12;
 
 /// Longest symbol or feature set accepted, in UTF-8 bytes.
@@ -59,6 +90,37 @@ const VERSION_C: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 #[no_mangle]
 pub extern "C" fn fstore_version() -> *const c_char {
     VERSION_C.as_ptr().cast()
+}
+
+/// The library version as major * 1000000 + minor * 1000 + patch, to compare
+/// with the header's FSTORE_VERSION_NUMBER: a program runs against any
+/// library of the same major version whose number is not lower than the one
+/// it was built with.
+#[no_mangle]
+pub extern "C" fn fstore_version_number() -> u32 {
+    VERSION_NUMBER
+}
+
+const VERSION_NUMBER: u32 = {
+    let (major, minor, patch) = (
+        parse_version_part(env!("CARGO_PKG_VERSION_MAJOR")),
+        parse_version_part(env!("CARGO_PKG_VERSION_MINOR")),
+        parse_version_part(env!("CARGO_PKG_VERSION_PATCH")),
+    );
+    assert!(minor < 1000 && patch < 1000, "minor and patch versions must stay below 1000");
+    major * 1_000_000 + minor * 1000 + patch
+};
+
+const fn parse_version_part(text: &str) -> u32 {
+    let bytes = text.as_bytes();
+    let mut value = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        assert!(bytes[i].is_ascii_digit(), "a version part is decimal digits");
+        value = value * 10 + (bytes[i] - b'0') as u32;
+        i += 1;
+    }
+    value
 }
 
 /// A short English name of `status`, e.g. "timeout". Static; do not free.
@@ -87,6 +149,13 @@ pub extern "C" fn fstore_status_name(status: fstore_status) -> *const c_char {
 mod tests {
     use super::*;
     use crate::error::Status;
+
+    #[test]
+    fn version_number_follows_the_version_string() {
+        let text = unsafe { std::ffi::CStr::from_ptr(fstore_version()) }.to_str().unwrap();
+        let parts: Vec<u32> = text.split('.').map(|p| p.parse().unwrap()).collect();
+        assert_eq!(fstore_version_number(), parts[0] * 1_000_000 + parts[1] * 1000 + parts[2]);
+    }
 
     #[test]
     fn name_limit_matches_the_core() {

@@ -5,7 +5,7 @@ use std::ffi::c_char;
 use arrow::ffi_stream::FFI_ArrowArrayStream;
 
 use super::boundary::{arg, arg_mut, boundary, str_arg, OK};
-use super::store::fstore_store;
+use super::handle::{enter, fstore_store};
 use super::stream::export;
 use super::{fstore_error, fstore_status};
 use crate::error::{Error, Result};
@@ -79,7 +79,8 @@ pub unsafe extern "C" fn fstore_store_scan(
     error: *mut fstore_error,
 ) -> fstore_status {
     boundary(error, || {
-        let store = &arg(store, "store")?.store;
+        let inside = enter(store)?;
+        let store = &inside.store;
         let request = scan_arg(scan)?;
         arg_mut(out, "out")?;
         arg_mut(missing, "missing")?;

@@ -6,6 +6,8 @@ use arrow::ffi_stream::FFI_ArrowArrayStream;
 use arrow::record_batch::RecordBatchReader;
 
 use super::boundary::{arg, arg_mut, boundary, OK};
+use super::handle::{close_handle, enter, open_handle};
+pub use super::handle::fstore_store;
 use super::error::take_message;
 use super::key::{fstore_key, key_arg, key_ref_arg};
 use super::options::fstore_options;
@@ -23,16 +25,6 @@ use crate::manifest::Backend;
 use crate::request::Request;
 use crate::store::{describe, Store};
 
-/// An open store. Thread-safe: share one handle between threads. Not usable
-/// in a child after fork(): calls there return FSTORE_STATUS_INVALID_STATE.
-/// A child forked at any moment may open a store of its own: nothing the
-/// parent holds (a lock, a connection pool's state) binds the child, and a
-/// lock the parent holds comes free when the parent releases it.
-pub struct fstore_store {
-    pub(crate) store: Store,
-    /// `Store::warnings` joined, kept for `fstore_store_warnings`.
-    warnings: Option<std::ffi::CString>,
-}
 
 /// Counters since the store was opened.
 #[repr(C)]
@@ -89,9 +81,7 @@ pub unsafe extern "C" fn fstore_store_open(
     boundary(error, || {
         let out = arg_mut(out, "out")?;
         let options = options.as_ref().map(|o| o.options.clone()).unwrap_or_default();
-        let store = Store::open(options)?;
-        let warnings = (!store.warnings().is_empty()).then(|| super::error::to_c_string(&store.warnings().join("\n")));
-        *out = Box::into_raw(Box::new(fstore_store { store, warnings }));
+        *out = open_handle(Store::open(options)?);
         OK
     })
 }
@@ -101,14 +91,20 @@ pub unsafe extern "C" fn fstore_store_open(
 /// Bounded by `wait.timeout_ms`: manifest changes that cannot be written by
 /// then are dropped (their entry files remain, and maintenance re-indexes
 /// them).
+///
+/// Safe while other threads are inside calls on the store: their waits end
+/// with FSTORE_STATUS_CANCELLED, close waits for them to return (a compute
+/// already running finishes and is published), then frees the store. Called
+/// from inside a call on the same store (a compute callback), it returns at
+/// once and the store is freed when that call returns. Every call on a
+/// closed handle, including copies of the pointer used after close,
+/// returns FSTORE_STATUS_INVALID_STATE ("the store is closed"); closing it
+/// again does nothing. A closed handle keeps a few dozen bytes for this.
 #[no_mangle]
 pub unsafe extern "C" fn fstore_store_close(store: *mut *mut fstore_store) {
     if let Some(slot) = store.as_mut() {
-        if !slot.is_null() {
-            let handle = Box::from_raw(*slot);
-            *slot = std::ptr::null_mut();
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(handle)));
-        }
+        let handle = std::mem::replace(slot, std::ptr::null_mut());
+        close_handle(handle);
     }
 }
 
@@ -160,7 +156,8 @@ unsafe fn read_into(
     read: impl FnOnce(&Store, KeyRef<'_>, &Request) -> Result<Option<Data>>,
 ) -> fstore_status {
     boundary(error, || {
-        let store = &arg(store, "store")?.store;
+        let inside = enter(store)?;
+        let store = &inside.store;
         let key = key_ref_arg(key)?;
         arg_mut(out, "out")?;
         let default = Request::new();
@@ -190,7 +187,8 @@ pub unsafe extern "C" fn fstore_store_get_or_compute(
     error: *mut fstore_error,
 ) -> fstore_status {
     boundary(error, || {
-        let store = &arg(store, "store")?.store;
+        let inside = enter(store)?;
+        let store = &inside.store;
         let rust_key = key_ref_arg(key)?;
         arg_mut(out, "out")?;
         let compute = compute.ok_or_else(|| Error::invalid_argument("compute is NULL"))?;
@@ -248,7 +246,8 @@ pub unsafe extern "C" fn fstore_store_put(
 ) -> fstore_status {
     boundary(error, || {
         let stream = take(arg_mut(input, "input")?);
-        let store = &arg(store, "store")?.store;
+        let inside = enter(store)?;
+        let store = &inside.store;
         let key = key_arg(key)?;
         let mut reader = import(stream, "the input stream")?;
         store.put(&key, &mut reader)?;
@@ -267,7 +266,8 @@ pub unsafe extern "C" fn fstore_store_invalidate(
     error: *mut fstore_error,
 ) -> fstore_status {
     boundary(error, || {
-        let store = &arg(store, "store")?.store;
+        let inside = enter(store)?;
+        let store = &inside.store;
         let key = key_arg(key)?;
         match store.invalidate(&key) {
             Err(e) if e.status() == Status::NotFound => Ok(Status::NotFound),
@@ -285,7 +285,8 @@ pub unsafe extern "C" fn fstore_store_contains(
     error: *mut fstore_error,
 ) -> fstore_status {
     boundary(error, || {
-        let store = &arg(store, "store")?.store;
+        let inside = enter(store)?;
+        let store = &inside.store;
         let key = key_arg(key)?;
         let out = arg_mut(out, "out")?;
         *out = store.contains(&key)?;
@@ -304,7 +305,8 @@ pub unsafe extern "C" fn fstore_store_stats(
     error: *mut fstore_error,
 ) -> fstore_status {
     boundary(error, || {
-        let store = &arg(store, "store")?.store;
+        let inside = enter(store)?;
+        let store = &inside.store;
         check_out(out, out_size, "out")?;
         let s = store.stats();
         let value = fstore_stats {
@@ -334,7 +336,8 @@ pub unsafe extern "C" fn fstore_store_list(
     error: *mut fstore_error,
 ) -> fstore_status {
     boundary(error, || {
-        let store = &arg(store, "store")?.store;
+        let inside = enter(store)?;
+        let store = &inside.store;
         arg_mut(out, "out")?;
         export(store.entries()?, out);
         OK
@@ -346,16 +349,16 @@ pub unsafe extern "C" fn fstore_store_list(
 #[no_mangle]
 pub unsafe extern "C" fn fstore_store_flush(store: *const fstore_store, error: *mut fstore_error) -> fstore_status {
     boundary(error, || {
-        arg(store, "store")?.store.flush()?;
+        enter(store)?.store.flush()?;
         OK
     })
 }
 
 /// The manifest backend in use: "postgres" or "duckdb" (which also decides
-/// how processes lock). Static; do not free. NULL for a NULL store.
+/// how processes lock). Static; do not free. NULL for a NULL or closed store.
 #[no_mangle]
 pub unsafe extern "C" fn fstore_store_manifest_backend(store: *const fstore_store) -> *const c_char {
-    match store.as_ref().map(|s| s.store.manifest_backend()) {
+    match enter(store).ok().map(|s| s.store.manifest_backend()) {
         Some(Backend::Postgres) => c"postgres".as_ptr(),
         Some(Backend::DuckDb) => c"duckdb".as_ptr(),
         None => std::ptr::null(),
@@ -367,7 +370,7 @@ pub unsafe extern "C" fn fstore_store_manifest_backend(store: *const fstore_stor
 /// Owned by the store: valid until it is closed.
 #[no_mangle]
 pub unsafe extern "C" fn fstore_store_warnings(store: *const fstore_store) -> *const c_char {
-    store.as_ref().and_then(|s| s.warnings.as_ref()).map_or(std::ptr::null(), |w| w.as_ptr())
+    enter(store).ok().and_then(|s| s.warnings.as_ref().map(|w| w.as_ptr())).unwrap_or(std::ptr::null())
 }
 
 /// Connection pool figures.
@@ -393,7 +396,8 @@ pub unsafe extern "C" fn fstore_store_pool_stats(
     error: *mut fstore_error,
 ) -> fstore_status {
     boundary(error, || {
-        let store = &arg(store, "store")?.store;
+        let inside = enter(store)?;
+        let store = &inside.store;
         check_out(out, out_size, "out")?;
         match store.pool_stats() {
             Some(p) => {
@@ -425,7 +429,8 @@ pub unsafe extern "C" fn fstore_store_lock_stats(
     error: *mut fstore_error,
 ) -> fstore_status {
     boundary(error, || {
-        let store = &arg(store, "store")?.store;
+        let inside = enter(store)?;
+        let store = &inside.store;
         check_out(out, out_size, "out")?;
         match store.lock_stats()? {
             Some(l) => {
@@ -447,7 +452,8 @@ pub unsafe extern "C" fn fstore_store_summary(
     error: *mut fstore_error,
 ) -> fstore_status {
     boundary(error, || {
-        let store = &arg(store, "store")?.store;
+        let inside = enter(store)?;
+        let store = &inside.store;
         arg_mut(out, "out")?;
         export(store.summary()?, out);
         OK
@@ -517,7 +523,8 @@ pub unsafe extern "C" fn fstore_store_maintain(
     error: *mut fstore_error,
 ) -> fstore_status {
     boundary(error, || {
-        let store = &arg(store, "store")?.store;
+        let inside = enter(store)?;
+        let store = &inside.store;
         check_out(out, out_size, "out")?;
         let mut settings = MaintainOptions::default();
         if !options.is_null() {

@@ -105,12 +105,26 @@ pub(crate) fn unavailable(target: &str, why: &str) -> Error {
     Error::new(Status::Unavailable, format!("PostgreSQL at {target} is unavailable: {why}"))
 }
 
+/// A failed connection attempt, with the server's SQLSTATE when it sent one
+/// (28P01: bad password, 3D000: no such database, ...).
+pub(crate) fn connect_error(target: &str, e: &postgres::Error) -> Error {
+    let error = unavailable(target, &message(e));
+    match e.code() {
+        Some(code) => error.with_sqlstate(code.code()),
+        None => error,
+    }
+}
+
 /// A query error: `Unavailable` when the connection is gone, else `Database`.
 pub(crate) fn pg_error(target: &str, what: &str, e: &postgres::Error) -> Error {
-    if is_connection_error(e) {
+    let error = if is_connection_error(e) {
         unavailable(target, &format!("{what}: {}", message(e)))
     } else {
         Error::database(format!("{what} (PostgreSQL at {target}): {}", message(e)))
+    };
+    match e.code() {
+        Some(code) => error.with_sqlstate(code.code()),
+        None => error,
     }
 }
 

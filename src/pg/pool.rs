@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use postgres::{Client, NoTls};
 
-use super::{message, unavailable, PoolStats};
+use super::{connect_error, message, PoolStats};
 use crate::error::Result;
 use crate::options::PostgresOptions;
 use crate::request::Wait;
@@ -54,11 +54,11 @@ impl PgPool {
     /// Connects `options.pool_min` connections (at least one, which proves
     /// the server reachable) and reads the server's version.
     pub fn connect(config: postgres::Config, target: String, options: &PostgresOptions) -> Result<Arc<Self>> {
-        let mut first = config.connect(NoTls).map_err(|e| unavailable(&target, &message(&e)))?;
+        let mut first = config.connect(NoTls).map_err(|e| connect_error(&target, &e))?;
         let server_version = first
             .query_one("SELECT current_setting('server_version_num')::integer", &[])
             .map(|row| row.get::<_, i32>(0) as u32)
-            .map_err(|e| unavailable(&target, &message(&e)))?;
+            .map_err(|e| connect_error(&target, &e))?;
         let mut idle = vec![Idle { client: first, since: Instant::now() }];
         let wanted = options.pool_min.min(options.pool_max).max(1);
         while (idle.len() as u32) < wanted {
@@ -113,7 +113,7 @@ impl PgPool {
                     Ok(client) => Ok(self.pooled(client)),
                     Err(e) => {
                         self.forget_one();
-                        Err(unavailable(&self.target, &message(&e)))
+                        Err(connect_error(&self.target, &e))
                     }
                 };
             }

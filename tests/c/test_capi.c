@@ -239,6 +239,7 @@ static void expect_sample_columns(struct ArrowArrayStream *stream, int rows, int
 static fstore_key make_key(const char *feature_set, const char *symbol, int32_t start, int32_t end,
                            const char *config) {
   fstore_key key;
+  memset(&key, 0, sizeof key); /* the reserved space must be zero */
   key.feature_set = feature_set;
   key.symbol = symbol;
   key.start_date = start;
@@ -430,6 +431,11 @@ static void test_version_and_status_names(void) {
   fstore_status s;
   CHECK(version != NULL);
   CHECK(sscanf(version, "%u.%u.%u", &major, &minor, &patch) == 3);
+  /* The header this program was built with describes the library it runs with. */
+  CHECK(strcmp(version, FSTORE_VERSION_STRING) == 0);
+  CHECK(major == FSTORE_VERSION_MAJOR && minor == FSTORE_VERSION_MINOR && patch == FSTORE_VERSION_PATCH);
+  CHECK(fstore_version_number() == FSTORE_VERSION_NUMBER);
+  CHECK(FSTORE_VERSION_NUMBER == major * 1000000u + minor * 1000u + patch);
   CHECK(FSTORE_STATUS_INTERNAL == 12);
   for (s = FSTORE_STATUS_OK; s <= FSTORE_STATUS_INTERNAL; s++) {
     CHECK(strcmp(fstore_status_name(s), names[s]) == 0);
@@ -439,8 +445,13 @@ static void test_version_and_status_names(void) {
 
 static void test_error_struct(void) {
   fstore_error err = {0};
+  size_t i;
+  memset(err.reserved, 0xAB, sizeof err.reserved); /* the library writes zeros there */
+  memcpy(err.sqlstate, "XXXXX", 6);
   fstore_error_set(&err, FSTORE_STATUS_IO, "disk on fire");
   CHECK(err.status == FSTORE_STATUS_IO);
+  CHECK(err.sqlstate[0] == '\0'); /* no PostgreSQL error behind it */
+  for (i = 0; i < sizeof err.reserved / sizeof err.reserved[0]; i++) CHECK(err.reserved[i] == NULL);
   CHECK(err.message != NULL && strcmp(err.message, "disk on fire") == 0);
   CHECK(err.release != NULL);
   /* Writing again releases the old message first (valgrind checks the leak). */
@@ -874,6 +885,59 @@ static void test_config_canonical(void) {
   EXPECT_OK(fstore_store_get(store, &braces, NULL, &stream, &err), err);
   EXPECT_SAMPLE(&stream, 11, 10, 6.0);
   CHECK(entry_files(dir) == 2);
+  fstore_store_close(&store);
+  remove_temp_dir(dir);
+}
+
+/* What identifies an entry, as bindings compare and hash keys. */
+static void test_key_canonical(void) {
+  fstore_error err = {0};
+  char id_a[FSTORE_ENTRY_ID_SIZE], id_b[FSTORE_ENTRY_ID_SIZE], id_c[FSTORE_ENTRY_ID_SIZE];
+  char *config = NULL;
+  fstore_key a = make_key("returns", "ES=F", 10, 20, "{\"b\": 1, \"a\": [true, null, 1.0]}");
+  fstore_key b = make_key("returns", "ES=F", 10, 20, " {\"a\":[true,null,1],\"b\":1.0}\n");
+  fstore_key c = make_key("returns", "ES=F", 10, 21, "{\"a\":[true,null,1],\"b\":1}");
+  fstore_key big = make_key("returns", "ES=F", 10, 20, "{\"t\": 1700000000000000001}");
+  fstore_key big2 = make_key("returns", "ES=F", 10, 20, "{\"t\": 1700000000000000000}");
+  fstore_key bad = make_key("returns", "ES=F", 20, 10, NULL);
+  fstore_key reserved = make_key("returns", "ES=F", 10, 20, NULL);
+  char *dir = make_temp_dir();
+  fstore_store *store = open_store(dir);
+  struct ArrowArrayStream stream;
+  compute_ctx ctx;
+
+  EXPECT_OK(fstore_key_canonical(&a, &config, id_a, &err), err);
+  CHECK(config != NULL && strcmp(config, "{\"a\":[true,null,1],\"b\":1}") == 0);
+  fstore_string_free(&config);
+  CHECK(config == NULL);
+  fstore_string_free(&config); /* NULL is fine */
+  fstore_string_free(NULL);
+  CHECK(strlen(id_a) == FSTORE_ENTRY_ID_SIZE - 1);
+  EXPECT_OK(fstore_key_canonical(&b, NULL, id_b, &err), err); /* the id alone */
+  CHECK(strcmp(id_a, id_b) == 0);
+  EXPECT_OK(fstore_key_canonical(&c, NULL, id_c, &err), err);
+  CHECK(strcmp(id_a, id_c) != 0);
+  EXPECT_OK(fstore_key_canonical(&big, NULL, id_b, &err), err);
+  EXPECT_OK(fstore_key_canonical(&big2, NULL, id_c, &err), err);
+  CHECK(strcmp(id_b, id_c) != 0); /* beyond double precision, still different */
+  config = NULL;
+  EXPECT(fstore_key_canonical(&bad, &config, id_b, &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "before start_date");
+  CHECK(config == NULL);
+  EXPECT(fstore_key_canonical(&a, &config, NULL, &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "entry_id is NULL");
+  EXPECT(fstore_key_canonical(NULL, &config, id_b, &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "key is NULL");
+
+  /* A key whose reserved space is not zero is refused everywhere, not misread. */
+  reserved.reserved[2] = &err;
+  EXPECT(fstore_key_canonical(&reserved, NULL, id_b, &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "reserved");
+  ctx_init(&ctx, COMPUTE_SAMPLE, 5, 10, 1.0);
+  memset(&stream, 0, sizeof stream);
+  EXPECT(fstore_store_get_or_compute(store, &reserved, NULL, compute, &ctx, &stream, &err),
+         FSTORE_STATUS_INVALID_ARGUMENT, err, "reserved");
+  EXPECT(fstore_store_get(store, &reserved, NULL, &stream, &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "reserved");
+  CHECK(ctx_calls(&ctx) == 0);
+  CHECK(stream.release == NULL);
+  ctx_destroy(&ctx);
+  fstore_error_release(&err);
   fstore_store_close(&store);
   remove_temp_dir(dir);
 }
@@ -1533,6 +1597,105 @@ static void test_cancel(void) {
   remove_temp_dir(dir);
 }
 
+/* Closing a store while other threads are inside calls on it is defined:
+ * their waits end (CANCELLED), a running compute finishes and is published,
+ * close returns after both, and the handle answers every later call. */
+static void test_close_while_in_flight(void) {
+  char *dir = make_temp_dir();
+  fstore_store *store = open_store(dir);
+  fstore_store *copy = store; /* what another thread of a binding still holds */
+  fstore_key key = make_key("returns", "CLOSING", 30, 39, NULL);
+  struct ArrowArrayStream stream;
+  fstore_error err = {0};
+  fstore_stats stats;
+  compute_ctx slow, never;
+  caller leader, follower;
+  double closed_at, waited_ms = 0;
+  ctx_init(&slow, COMPUTE_SAMPLE, 10, 30, 17.0);
+  ctx_init(&never, COMPUTE_SAMPLE, 10, 30, 666.0);
+  slow.sleep_ms = scaled(800);
+
+  caller_start(&leader, store, &key, NULL, &slow);
+  ctx_wait_started(&slow);
+  caller_start(&follower, store, &key, NULL, &never);
+  while (get_stats(store).waits < 1 && waited_ms < 10000) { /* the follower is waiting */
+    sleep_ms(5);
+    waited_ms += 5;
+  }
+  CHECK(get_stats(store).waits == 1);
+  fstore_store_close(&store);
+  closed_at = now_ms();
+  CHECK(store == NULL);
+
+  CHECK(pthread_join(follower.thread, NULL) == 0);
+  EXPECT(follower.status, FSTORE_STATUS_CANCELLED, follower.err, "closed");
+  CHECK(follower.returned_at < leader.returned_at || leader.returned_at == 0);
+  fstore_error_release(&follower.err);
+  caller_join(&leader); /* its compute finished and it got its data */
+  CHECK(leader.table.n_rows == 10);
+  CHECK(closed_at >= leader.returned_at);
+  at_table_free(&leader.table);
+  CHECK(ctx_calls(&never) == 0);
+
+  /* The stale copy is refused cleanly, not used after free. */
+  memset(&stream, 0, sizeof stream);
+  EXPECT(fstore_store_get(copy, &key, NULL, &stream, &err), FSTORE_STATUS_INVALID_STATE, err, "closed");
+  EXPECT(fstore_store_get_or_compute(copy, &key, NULL, compute, &never, &stream, &err), FSTORE_STATUS_INVALID_STATE,
+         err, "closed");
+  memset(&stats, 0, sizeof stats);
+  EXPECT(fstore_store_stats(copy, &stats, sizeof stats, &err), FSTORE_STATUS_INVALID_STATE, err, "closed");
+  CHECK(fstore_store_manifest_backend(copy) == NULL);
+  CHECK(ctx_calls(&never) == 0 && stream.release == NULL);
+  fstore_store_close(&copy); /* closing again does nothing */
+  CHECK(copy == NULL);
+
+  /* The compute that ran during the close was published. */
+  store = open_store(dir);
+  EXPECT_OK(fstore_store_get(store, &key, NULL, &stream, &err), err);
+  EXPECT_SAMPLE(&stream, 10, 30, 17.0);
+  fstore_store_close(&store);
+  ctx_destroy(&slow);
+  ctx_destroy(&never);
+  remove_temp_dir(dir);
+}
+
+typedef struct closing_compute {
+  fstore_store *store; /* closed by the callback itself */
+} closing_compute;
+
+static fstore_status compute_then_close(void *userdata, const fstore_key *key, struct ArrowArrayStream *out,
+                                        fstore_error *error) {
+  closing_compute *c = (closing_compute *)userdata;
+  (void)key;
+  (void)error;
+  fstore_store_close(&c->store); /* must not wait for the call it is inside */
+  make_sample(out, 6, 1, key->start_date, 4.0, AT_STREAM_OK);
+  return FSTORE_STATUS_OK;
+}
+
+/* A compute callback that closes its own store: close returns at once, the
+ * call completes, and the store is freed when it returns. */
+static void test_close_from_a_callback(void) {
+  char *dir = make_temp_dir();
+  closing_compute c;
+  fstore_store *held;
+  fstore_key key = make_key("returns", "SELFCLOSE", 40, 49, NULL);
+  struct ArrowArrayStream stream;
+  fstore_error err = {0};
+  c.store = open_store(dir);
+  held = c.store;
+  memset(&stream, 0, sizeof stream);
+  EXPECT_OK(fstore_store_get_or_compute(held, &key, NULL, compute_then_close, &c, &stream, &err), err);
+  EXPECT_SAMPLE(&stream, 6, 40, 4.0);
+  CHECK(c.store == NULL);
+  EXPECT(fstore_store_get(held, &key, NULL, &stream, &err), FSTORE_STATUS_INVALID_STATE, err, "closed");
+  held = open_store(dir);
+  EXPECT_OK(fstore_store_get(held, &key, NULL, &stream, &err), err);
+  EXPECT_SAMPLE(&stream, 6, 40, 4.0);
+  fstore_store_close(&held);
+  remove_temp_dir(dir);
+}
+
 static void test_timeout(void) {
   char *dir = make_temp_dir();
   fstore_store *store = open_store(dir);
@@ -1856,6 +2019,17 @@ static void test_postgres(void) {
   ctx_init(&ctx, COMPUTE_SAMPLE, 10, 7, 31.0);
   EXPECT_OK(fstore_migrate_schema(options, &err), err);
   EXPECT_OK(fstore_migrate_schema(options, &err), err); /* idempotent */
+  { /* A server's refusal carries its SQLSTATE: 3D000, no such database. */
+    fstore_options *nowhere = pg_options(dir);
+    char bad_dsn[1024];
+    snprintf(bad_dsn, sizeof bad_dsn, "%s dbname=fstore_no_such_database", dsn);
+    EXPECT_OK(fstore_options_set(nowhere, "postgres.dsn", bad_dsn, &err), err);
+    EXPECT_OK(fstore_options_set(nowhere, "wait.timeout_ms", "2000", &err), err);
+    EXPECT(fstore_migrate_schema(nowhere, &err), FSTORE_STATUS_UNAVAILABLE, err, "fstore_no_such_database");
+    CHECK_ERR(strcmp(err.sqlstate, "3D000") == 0, err);
+    fstore_error_release(&err);
+    fstore_options_free(&nowhere);
+  }
 
   EXPECT_OK(fstore_store_open(options, &store, &err), err);
   CHECK(strcmp(fstore_store_manifest_backend(store), "postgres") == 0);
@@ -2226,6 +2400,7 @@ int main(int argc, char **argv) {
       {"projection", test_projection},
       {"put_contains_invalidate", test_put_contains_invalidate},
       {"config_canonical", test_config_canonical},
+      {"key_canonical", test_key_canonical},
       {"list", test_list},
       {"scan", test_scan},
       {"null_arguments", test_null_arguments},
@@ -2234,6 +2409,8 @@ int main(int argc, char **argv) {
       {"bad_put_streams", test_bad_put_streams},
       {"threads_compute_once", test_threads_compute_once},
       {"cancel", test_cancel},
+      {"close_while_in_flight", test_close_while_in_flight},
+      {"close_from_a_callback", test_close_from_a_callback},
       {"timeout", test_timeout},
       {"backend_choice", test_backend_choice},
       {"summary", test_summary},

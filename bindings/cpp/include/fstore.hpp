@@ -53,17 +53,23 @@ inline const char* status_name(Status status) noexcept {
   return fstore_status_name(static_cast<fstore_status>(status));
 }
 
-/// A failed call: its status and the library's message.
+/// A failed call: its status, the library's message and, for a PostgreSQL
+/// error, its SQLSTATE.
 class Error : public std::runtime_error {
  public:
-  Error(Status status, const std::string& message) : std::runtime_error(message), status_(status) {}
+  Error(Status status, const std::string& message, std::string sqlstate = {})
+      : std::runtime_error(message), status_(status), sqlstate_(std::move(sqlstate)) {}
 
   Status status() const noexcept { return status_; }
   /// The raw fstore_status code.
   fstore_status code() const noexcept { return static_cast<fstore_status>(status_); }
+  /// The five-character SQLSTATE of the PostgreSQL error behind this one
+  /// (e.g. "28P01"), or empty.
+  const std::string& sqlstate() const noexcept { return sqlstate_; }
 
  private:
   Status status_;
+  std::string sqlstate_;
 };
 
 /// The library version, e.g. "0.1.0".
@@ -85,7 +91,8 @@ class ErrorSlot {
     const char* message = error_.message;
     throw Error(static_cast<Status>(status),
                 message != nullptr && *message != '\0' ? std::string(message)
-                                                       : std::string(fstore_status_name(status)));
+                                                       : std::string(fstore_status_name(status)),
+                std::string(error_.sqlstate));
   }
 
  private:
@@ -182,7 +189,7 @@ struct Key {
 
   /// A view for the C API, valid while this Key lives and is not modified.
   fstore_key to_c() const {
-    fstore_key key;
+    fstore_key key{};  // zeroes the reserved space
     key.feature_set = detail::c_str(feature_set, "key.feature_set");
     key.symbol = detail::c_str(symbol, "key.symbol");
     key.start_date = start_date;

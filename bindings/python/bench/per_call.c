@@ -115,6 +115,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: per_call CACHE_DIR FEATURE_SET SYMBOL START END CONFIG CALLS RUNS\n");
     return 2;
   }
+  memset(&key, 0, sizeof key);
   key.feature_set = argv[2];
   key.symbol = argv[3];
   key.start_date = (int32_t)atol(argv[4]);

@@ -17,6 +17,7 @@ from ctypes import (
     POINTER,
     Structure,
     c_bool,
+    c_char,
     c_char_p,
     c_int32,
     c_int64,
@@ -62,7 +63,9 @@ class FstoreError(Structure):
     _fields_ = [
         ("message", c_void_p),  # char*, owned by the library
         ("status", c_uint32),
+        ("sqlstate", c_char * 6),
         ("release", c_void_p),
+        ("reserved", c_void_p * 4),
     ]
 
 
@@ -75,6 +78,7 @@ class FstoreKey(Structure):
         ("start_date", c_int32),
         ("end_date", c_int32),
         ("config", c_char_p),
+        ("reserved", c_void_p * 4),  # zero, as ctypes initialises it
     ]
 
 
