@@ -37,6 +37,9 @@ class LibraryNotFound(ImportError):
     """libfstore could not be located or loaded."""
 
 
+# Length of an entry id written by fstore_key_canonical, with its NUL.
+ENTRY_ID_SIZE = 65
+
 # fstore_status values the binding itself needs (the header's constants).
 STATUS_OK = 0
 STATUS_NOT_FOUND = 2
@@ -123,6 +126,9 @@ _KEY = POINTER(FstoreKey)
 # name: (restype, argtypes)
 _SIGNATURES = {
     "fstore_version": (c_char_p, []),
+    "fstore_version_number": (c_uint32, []),
+    "fstore_key_canonical": (c_uint32, [_KEY, POINTER(c_void_p), c_char_p, _ERR]),
+    "fstore_string_free": (None, [POINTER(c_void_p)]),
     "fstore_status_name": (c_char_p, [c_uint32]),
     "fstore_error_release": (None, [_ERR]),
     "fstore_error_set": (None, [c_void_p, c_uint32, c_char_p]),

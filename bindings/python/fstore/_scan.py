@@ -100,7 +100,7 @@ def _strings(values: Optional[Iterable[str]], what: str) -> tuple[Any, int]:
     return cast(array, POINTER(c_char_p)), len(encoded)
 
 
-def run(handle: int, feature_set: str, start_date: Any, end_date: Any, symbols: Optional[Iterable[str]],
+def run(handle: Optional[int], feature_set: str, start_date: Any, end_date: Any, symbols: Optional[Iterable[str]],
         config: Any, columns: Optional[Iterable[str]]) -> Scan:
     symbol_array, symbol_count = _strings(symbols, "symbols")
     column_array, column_count = _strings(columns, "columns")

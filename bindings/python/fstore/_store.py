@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import datetime
 import itertools
@@ -13,7 +12,7 @@ import sys
 import threading
 from ctypes import byref, c_bool, c_char_p, c_void_p
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Protocol
+from typing import Any, Callable, Iterable, Mapping, Optional, Protocol
 
 from ._arrow import ArrowStream, move_stream_into, stream_capsule_of
 from ._errors import Error, InvalidArgument, InvalidState, Status, check, take_error
@@ -322,7 +321,7 @@ class _ComputeCall:
         _calls.pop(self.id, None)
 
     # The worker thread.
-    def run(self, store_handle: int, c_key: FstoreKey, on_exit: Callable[[], None]) -> None:
+    def run(self, store_handle: Optional[int], c_key: FstoreKey) -> None:
         out = ArrowArrayStream()
         err = FstoreError()
         try:
@@ -343,7 +342,6 @@ class _ComputeCall:
                 self.cond.notify_all()
             _free_request(request)
             _calls.pop(self.id, None)
-            on_exit()
 
     # The worker thread, inside the C call.
     def compute_into(self, out: int, error: int) -> int:
@@ -441,11 +439,9 @@ class Store:
     def __init__(
         self, cache_dir: Optional[str | os.PathLike[str]] = None, options: Optional[Mapping[str, Any]] = None
     ) -> None:
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)  # notified when a call ends while closing
+        self._close_lock = threading.Lock()
         self._handle: Optional[int] = None
-        self._uses: list[None] = []  # one item per call using the handle
-        self._closing = False
+        self._closed = False
         self._pid = os.getpid()
         settings: list[tuple[str, Any]] = []
         if cache_dir is not None:
@@ -471,67 +467,50 @@ class Store:
         finally:
             L.fstore_options_free(byref(c_void_p(opts)))
 
-    # Lifetime: each call holds a use of the handle; close() waits until no
-    # call uses it, then flushes and frees it. Nothing else frees it but the
-    # garbage collector (__del__). A use is an item of _uses, taken without
-    # the lock (list.append and pop are atomic; a lock costs as much as a
-    # hit): a call adds its use before it looks at _closing, close() sets
-    # _closing before it looks at _uses, so one of them sees the other.
-
-    def _enter(self) -> int:
-        self._uses.append(None)
-        handle = self._handle
-        if handle is None or self._closing:
-            self._exit()
-            raise InvalidState(Status.INVALID_STATE, "the store is closed")
-        return handle
-
-    def _exit(self) -> None:
-        self._uses.pop()
-        if self._closing:
-            with self._lock:
-                self._idle.notify_all()
-
-    @contextlib.contextmanager
-    def _use(self) -> Iterator[int]:
-        handle = self._enter()
-        try:
-            yield handle
-        finally:
-            self._exit()
+    # Lifetime: the library answers for the handle. Calls pass its value
+    # without any bookkeeping here: one racing with close(), or made after
+    # it, gets INVALID_STATE ("the store is closed") from the library, which
+    # keeps a closed handle valid for exactly that. Only this binding's own
+    # get_or_compute calls are tracked (in _calls, for their computes), so
+    # that close() can report the manifest failure of a compute it waited for.
 
     def close(self) -> None:
-        """Waits for the calls still running on other threads, then flushes
-        the manifest and closes the store, raising if the manifest failed.
-        New calls are refused from the start. The wait takes as long as those
-        calls (each bounded by its own timeout, besides a running compute);
-        Ctrl-C interrupts it, and close() can then be called again. Calling
-        it from a compute of this store raises InvalidState: it would wait
-        for itself."""
+        """Closes the store: calls still waiting on other threads end with
+        `Cancelled`, computes running on them finish and are published, and
+        close() waits for those, flushes the manifest and raises if it
+        failed. Calls made later raise InvalidState. A second close() does
+        nothing. Ctrl-C interrupts the wait, and close() can then be called
+        again. Calling it from a compute of this store raises InvalidState:
+        it would wait for itself."""
         for call in list(_calls.values()):
             if call.store is self and call.caller_thread == threading.get_ident() and call.caller_present():
                 raise InvalidState(
                     Status.INVALID_STATE, "close() was called from a compute of this store, which it would wait for"
                 )
-        with self._lock:
-            self._closing = True
-            while self._uses and self._handle is not None:
-                self._idle.wait(_WAIT_SLICE)
-            handle, self._handle = self._handle, None
-        if handle is None:
-            return  # closed already (or by a concurrent close())
-        err = FstoreError()
-        status = STATUS_OK
-        try:
-            if os.getpid() == self._pid:
-                status = lib().fstore_store_flush(handle, byref(err))
-        finally:
-            _close_handle(handle)
-        check(status, err)
+        with self._close_lock:
+            if self._closed or not self._handle:
+                return
+            # As the library's close does for every call, but first, so that
+            # the flush below covers what the computes publish.
+            ours = [call for call in list(_calls.values()) if call.store is self]
+            for call in ours:
+                call.cancel()
+            for call in ours:
+                while not call.done:
+                    call.wait_done(_WAIT_SLICE)
+            self._closed = True
+            err = FstoreError()
+            status = STATUS_OK
+            try:
+                if os.getpid() == self._pid:
+                    status = lib().fstore_store_flush(self._handle, byref(err))
+            finally:
+                _close_handle(self._handle)
+            check(status, err)
 
     @property
     def closed(self) -> bool:
-        return self._closing or self._handle is None
+        return self._closed
 
     def __enter__(self) -> Store:
         return self
@@ -540,9 +519,8 @@ class Store:
         self.close()
 
     def __del__(self) -> None:
-        handle, self._handle = getattr(self, "_handle", None), None
         try:
-            _close_handle(handle)
+            _close_handle(getattr(self, "_handle", None))
         except Exception:
             pass
 
@@ -605,20 +583,15 @@ class Store:
             return hit
         call = _ComputeCall(compute, key, request, self, cancel)
         call.caller_frame = sys._getframe()
-        try:
-            handle = self._enter()
-        except BaseException:
-            call.discard()
-            raise
+        handle = self._handle
         _calls[call.id] = call
         if cancel is not None:
             cancel._attach(call)
         try:
             try:
-                _workers.submit(lambda: call.run(handle, c_key, self._exit))
+                _workers.submit(lambda: call.run(handle, c_key))
             except BaseException:
                 call.discard()
-                self._exit()
                 raise
             try:
                 call.serve()
@@ -637,11 +610,7 @@ class Store:
         the slow path, which meets and reports any error itself: so the try
         needs no error struct."""
         out = ArrowArrayStream()
-        handle = self._enter()
-        try:
-            status = lib().fstore_store_try_get(handle, byref(c_key), request, byref(out), None)
-        finally:
-            self._exit()
+        status = lib().fstore_store_try_get(self._handle, byref(c_key), request, byref(out), None)
         return ArrowStream(out) if status == STATUS_OK else None
 
     def get(self, key: Key, columns: Optional[Iterable[str]] = None) -> Optional[ArrowStream]:
@@ -652,11 +621,7 @@ class Store:
         out = ArrowArrayStream()
         err = FstoreError()
         try:
-            handle = self._enter()
-            try:
-                status = lib().fstore_store_get(handle, byref(c_key), request, byref(out), byref(err))
-            finally:
-                self._exit()
+            status = lib().fstore_store_get(self._handle, byref(c_key), request, byref(out), byref(err))
         finally:
             _free_request(request)
         if status == STATUS_NOT_FOUND:
@@ -671,19 +636,17 @@ class Store:
         c_key = _c_key(key)
         capsule = stream_capsule_of(data, "data")
         err = FstoreError()
-        with self._use() as handle:
-            stream = ArrowArrayStream()
-            move_stream_into(capsule, ctypes.addressof(stream))
-            # fstore_store_put owns the stream from here, whatever happens.
-            status = lib().fstore_store_put(handle, byref(c_key), byref(stream), byref(err))
+        stream = ArrowArrayStream()
+        move_stream_into(capsule, ctypes.addressof(stream))
+        # fstore_store_put owns the stream from here, whatever happens.
+        status = lib().fstore_store_put(self._handle, byref(c_key), byref(stream), byref(err))
         check(status, err)
 
     def invalidate(self, key: Key) -> bool:
         """Removes the entry of `key`; returns whether there was one."""
         c_key = _c_key(key)
         err = FstoreError()
-        with self._use() as handle:
-            status = lib().fstore_store_invalidate(handle, byref(c_key), byref(err))
+        status = lib().fstore_store_invalidate(self._handle, byref(c_key), byref(err))
         if status == STATUS_NOT_FOUND:
             lib().fstore_error_release(byref(err))
             return False
@@ -695,8 +658,7 @@ class Store:
         c_key = _c_key(key)
         found = c_bool()
         err = FstoreError()
-        with self._use() as handle:
-            check(lib().fstore_store_contains(handle, byref(c_key), byref(found), byref(err)), err)
+        check(lib().fstore_store_contains(self._handle, byref(c_key), byref(found), byref(err)), err)
         return bool(found.value)
 
     def __contains__(self, key: Key) -> bool:
@@ -706,8 +668,7 @@ class Store:
         """The store's counters since it was opened."""
         raw = FstoreStats()
         err = FstoreError()
-        with self._use() as handle:
-            check(lib().fstore_store_stats(handle, byref(raw), ctypes.sizeof(raw), byref(err)), err)
+        check(lib().fstore_store_stats(self._handle, byref(raw), ctypes.sizeof(raw), byref(err)), err)
         return Stats(**{field[0]: getattr(raw, field[0]) for field in FstoreStats._fields_})
 
     def entries(self) -> ArrowStream:
@@ -715,8 +676,7 @@ class Store:
         start_date, end_date, config, path, rows, bytes, checksum, created_at)."""
         out = ArrowArrayStream()
         err = FstoreError()
-        with self._use() as handle:
-            check(lib().fstore_store_list(handle, byref(out), byref(err)), err)
+        check(lib().fstore_store_list(self._handle, byref(out), byref(err)), err)
         return ArrowStream(out)
 
     def scan(
@@ -733,21 +693,18 @@ class Store:
         empty list is refused), as one Arrow stream with the key columns in
         front. Never computes: listed entries whose file is gone or fails
         verification are in the result's `missing`."""
-        with self._use() as handle:
-            return _scan.run(handle, feature_set, start_date, end_date, symbols, config, columns)
+        return _scan.run(self._handle, feature_set, start_date, end_date, symbols, config, columns)
 
     def flush(self) -> None:
         """Waits until the manifest records every entry published so far;
         raises if a manifest update failed since the last flush."""
         err = FstoreError()
-        with self._use() as handle:
-            check(lib().fstore_store_flush(handle, byref(err)), err)
+        check(lib().fstore_store_flush(self._handle, byref(err)), err)
 
     @property
     def manifest_backend(self) -> str:
         """The manifest backend in use, e.g. "duckdb"."""
-        with self._use() as handle:
-            name = lib().fstore_store_manifest_backend(handle)
+        name = lib().fstore_store_manifest_backend(self._handle)
         return name.decode("utf-8") if name else ""
 
 

@@ -83,3 +83,34 @@ def test_close_from_a_compute_of_the_store_is_refused_not_a_deadlock(store, key)
     assert seen and "from a compute of this store" in seen[0]
     assert not store.closed
     assert store.contains(key)
+
+
+def test_close_ends_a_waiting_call_and_waits_for_the_computing_one(cache_dir, key):
+    store = fstore.Store(cache_dir, options={"wait.timeout_ms": 60_000})
+    computer, computed = running_call(store, key, 1.0)
+    waited: list = []
+
+    def waiter():
+        try:
+            waited.append(pa.table(store.get_or_compute(key, lambda k: make_table(9))))
+        except BaseException as e:
+            waited.append(e)
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while store.stats().waits < 1:
+        assert time.monotonic() < deadline, "the second call never waited"
+        time.sleep(0.01)
+    began = time.monotonic()
+    store.close()
+    took = time.monotonic() - began
+    thread.join(10)
+    computer.join(10)
+    assert len(waited) == 1 and isinstance(waited[0], fstore.Cancelled), waited
+    assert len(computed) == 1 and isinstance(computed[0], pa.Table) and computed[0].equals(make_table(3))
+    assert 0.3 <= took < 10, f"close() took {took:.2f}s: it waits for the compute (1 s), not for the 60 s wait bound"
+    with pytest.raises(fstore.InvalidState, match="closed"):
+        store.get_or_compute(key, lambda k: make_table(1))
+    with fstore.Store(cache_dir) as other:
+        assert pa.table(other.get(key)).equals(make_table(3)), "the running compute was published"
