@@ -58,7 +58,7 @@ static int race(void) {
   fstore_error err = {0};
   fstore_options *options = fstore_options_new();
   fstore_store *store = NULL;
-  fstore_key key = {"canary", "RACE", 1, 2, "{}"};
+  fstore_key key = {.feature_set = "canary", .symbol = "RACE", .start_date = 1, .end_date = 2, .config = "{}"};
   struct ArrowArrayStream stream;
   pthread_t thread;
   fstore_status status;
