@@ -15,7 +15,7 @@ import importlib
 import threading
 from typing import TYPE_CHECKING, Any, Optional
 
-from ._errors import InvalidState, Status, check, take_error
+from ._errors import Error, InvalidState, Status, check, take_error
 from ._lib import ArrowArrayStream, FstoreError, lib
 
 if TYPE_CHECKING:
@@ -112,16 +112,34 @@ class ArrowStream:
     exported stay valid after `close()`.
     """
 
-    __slots__ = ("_handle", "_lock")
+    __slots__ = ("_stream", "_handle", "_closed", "_lock")
+
+    # The library's stream is turned into a result (fstore_result_new) when
+    # the data is first asked for, not when it is returned: a hit costs one C
+    # call less for callers that only check it.
 
     def __init__(self, stream: ArrowArrayStream) -> None:
-        """Takes `stream` (left released) and holds all of its batches."""
+        """Takes `stream`, a stream the library exported (left released)."""
         self._lock = threading.Lock()
+        self._stream: Optional[ArrowArrayStream] = stream
         self._handle: Optional[int] = None
-        handle = c_void_p()
-        err = FstoreError()
-        check(lib().fstore_result_new(ctypes.byref(stream), ctypes.byref(handle), ctypes.byref(err)), err)
-        self._handle = handle.value
+        self._closed = False
+
+    def _result(self) -> int:
+        """The `fstore_result`, made on first use. Call with `_lock` held."""
+        if self._closed:
+            raise InvalidState(Status.INVALID_STATE, "this fstore.ArrowStream is closed")
+        handle = self._handle
+        if handle is None:
+            stream, self._stream = self._stream, None
+            if stream is None:
+                raise InvalidState(Status.INVALID_STATE, "this fstore.ArrowStream's data could not be read")
+            out = c_void_p()
+            err = FstoreError()
+            check(lib().fstore_result_new(ctypes.byref(stream), ctypes.byref(out), ctypes.byref(err)), err)
+            handle = self._handle = out.value
+        assert handle is not None
+        return handle
 
     def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
         """A new "arrow_array_stream" PyCapsule over the data. A requested
@@ -131,13 +149,14 @@ class ArrowStream:
         if not ptr:
             raise MemoryError("cannot allocate an ArrowArrayStream")
         err = FstoreError()
-        with self._lock:
-            handle = self._handle
-            status = lib().fstore_result_export(handle, ptr, ctypes.byref(err)) if handle else None
+        try:
+            with self._lock:
+                status = lib().fstore_result_export(self._result(), ptr, ctypes.byref(err))
+        except BaseException:
+            _raw_free(ptr)
+            raise
         if status != Status.OK:
             _raw_free(ptr)
-            if status is None:
-                raise InvalidState(Status.INVALID_STATE, "this fstore.ArrowStream is closed")
             raise take_error(status, err)
         try:
             return _capsule_new(ptr, _NAME_ADDRESS, _DESTRUCTOR_ADDRESS)
@@ -149,23 +168,19 @@ class ArrowStream:
     @property
     def num_rows(self) -> int:
         """The number of rows."""
-        return int(lib().fstore_result_row_count(self._live_handle()))
+        with self._lock:
+            return int(lib().fstore_result_row_count(self._result()))
 
     @property
     def num_batches(self) -> int:
         """The number of record batches."""
-        return int(lib().fstore_result_batch_count(self._live_handle()))
-
-    def _live_handle(self) -> int:
-        handle = self._handle
-        if not handle:
-            raise InvalidState(Status.INVALID_STATE, "this fstore.ArrowStream is closed")
-        return handle
+        with self._lock:
+            return int(lib().fstore_result_batch_count(self._result()))
 
     @property
     def closed(self) -> bool:
         """Whether `close()` was called."""
-        return not self._handle
+        return self._closed
 
     def to_pyarrow(self) -> "pyarrow.Table":
         """The data as a `pyarrow.Table` (needs pyarrow)."""
@@ -190,7 +205,11 @@ class ArrowStream:
         """Frees the data now rather than when the object is collected.
         Streams exported already stay valid; exporting again raises."""
         with self._lock:
+            self._closed = True
+            stream, self._stream = self._stream, None
             handle, self._handle = self._handle, None
+        if stream is not None:
+            _release_at(ctypes.addressof(stream))
         if handle:
             lib().fstore_result_free(ctypes.byref(c_void_p(handle)))
 
@@ -202,7 +221,7 @@ class ArrowStream:
 
     def __del__(self) -> None:
         try:
-            if getattr(self, "_handle", None):
+            if getattr(self, "_handle", None) or getattr(self, "_stream", None) is not None:
                 self.close()
         except Exception:
             pass
@@ -210,7 +229,10 @@ class ArrowStream:
     def __repr__(self) -> str:
         if self.closed:
             return "<fstore.ArrowStream closed>"
-        return f"<fstore.ArrowStream {self.num_rows} rows in {self.num_batches} batches>"
+        try:
+            return f"<fstore.ArrowStream {self.num_rows} rows in {self.num_batches} batches>"
+        except Error:
+            return "<fstore.ArrowStream unreadable>"
 
 
 def _import_reader(module: str, method: str) -> Any:
