@@ -43,7 +43,7 @@ from ._errors import (
 from ._key import Key, encode_text as _encode_text
 from ._lib import FstoreError as _FstoreError, LibraryNotFound, lib as _lib, library_path
 from ._scan import MissingEntry, Scan
-from ._store import CancelToken, ComputeFn, Stats, Store
+from ._store import ArrowStreamExportable, CancelToken, ComputeFn, Stats, Store
 from ._version import __version__
 
 # Load and check the library now: a missing library or one of another
@@ -52,6 +52,7 @@ _lib()
 
 __all__ = [
     "ArrowStream",
+    "ArrowStreamExportable",
     "CallbackFailed",
     "CancelToken",
     "Cancelled",
