@@ -44,7 +44,7 @@ need cargo "Rust toolchain: https://rustup.rs"
 need cc "a C compiler: apt-get install gcc"
 need c++ "a C++ compiler: apt-get install g++"
 need cmake "apt-get install cmake"
-need go "Go 1.26 or newer: https://go.dev/dl"
+need go "Go 1.25 or newer: https://go.dev/dl"
 need python3 "Python 3.9 or newer, with venv: apt-get install python3-venv"
 need valgrind "apt-get install valgrind"
 if [ ${#missing[@]} -gt 0 ]; then

@@ -31,7 +31,7 @@ scratch=$(mktemp -d "${TMPDIR:-/tmp}/fstore-go-bench.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 export FSTORE_CACHE_DIR="$scratch/cache"
 
-cd "$here"
+cd "$here/fstore"
 echo "command: $0${*:+ $*} (count $count, calls $calls)"
 echo "commit: $(git -C "$root" describe --always --dirty --abbrev=12 2>/dev/null || echo unknown); $(go version); libfstore from $lib_dir"
 go test -run '^$' -bench '^Benchmark(CgoHit|GetHit|GetOrComputeHit)$' -benchmem \

@@ -1,12 +1,14 @@
-# Sourced by run_tests.sh and bench_per_call.sh: finds libfstore and points
-# cgo at it and at the header. Needs $root (the repository) to be set.
+# Sourced by run_tests.sh and bench_per_call.sh: finds libfstore in a cargo
+# target directory and points cgo at it the way the README tells a user to
+# (the tag fstore_nopkgconfig and CGO_LDFLAGS; the header is the module's own
+# copy). Needs $root (the repository) to be set.
 #
 # Environment: FSTORE_LIB_DIR (directory holding libfstore.so / libfstore.a;
 # default $CARGO_TARGET_DIR/release, CARGO_TARGET_DIR defaulting to
 # ~/.cache/fstore-target).
 
 if ! command -v go >/dev/null 2>&1; then
-  echo "error: the Go toolchain is missing: install Go 1.26 or newer (https://go.dev/dl)" >&2
+  echo "error: the Go toolchain is missing: install Go 1.25 or newer (https://go.dev/dl)" >&2
   exit 2
 fi
 if ! command -v cc >/dev/null 2>&1 && [ -z "${CC:-}" ]; then
@@ -23,6 +25,5 @@ fi
 lib_dir=$(cd "$lib_dir" && pwd)
 
 export CGO_ENABLED=1
-export CGO_CFLAGS="${CGO_CFLAGS:-} -I$root/include"
 export CGO_LDFLAGS="${CGO_LDFLAGS:-} -L$lib_dir -Wl,-rpath,$lib_dir"
-export GOFLAGS="${GOFLAGS:-} -mod=mod"
+export GOFLAGS="${GOFLAGS:-} -mod=mod -tags=fstore_nopkgconfig"

@@ -15,7 +15,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 
-	fstore "github.com/libfstore/libfstore/bindings/go"
+	"github.com/libfstore/libfstore/bindings/go/fstore"
 )
 
 // The worker processes of TestComputeOnceAcrossProcesses are this test

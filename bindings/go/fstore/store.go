@@ -106,13 +106,11 @@ func ceilMillis(d time.Duration) int64 {
 
 // Store is an open cache directory. It is safe for concurrent use; Close it
 // when done (a Store left unreachable is closed by the garbage collector,
-// without reporting errors).
+// without reporting errors). The library itself answers calls on a closed
+// store (ErrInvalidState) and closes safely under calls in flight, so the
+// handle needs no lock here.
 type Store struct {
-	mu      sync.Mutex
-	idle    sync.Cond // signalled when active drops to 0
-	ptr     *C.fstore_store
-	active  int // calls in progress
-	closed  bool
+	ptr     *C.fstore_store // never changes: close leaves the handle answering
 	cleanup runtime.Cleanup
 }
 
@@ -147,56 +145,37 @@ func Open(opts ...Option) (*Store, error) {
 		return nil, takeError(status, &cerr)
 	}
 	s := &Store{ptr: ptr}
-	s.idle.L = &s.mu
 	s.cleanup = runtime.AddCleanup(s, func(p *C.fstore_store) { C.fstore_store_close(&p) }, ptr)
 	return s, nil
 }
 
-// acquire returns the C handle for one call; release with s.done().
-func (s *Store) acquire() (*C.fstore_store, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, &Error{Status: StatusInvalidState, Message: "the store is closed"}
-	}
-	s.active++
-	return s.ptr, nil
-}
+// handle is the C handle for one call. The caller keeps s alive until the
+// call returns (runtime.KeepAlive), so that the garbage collector's close
+// cannot cancel it.
+func (s *Store) handle() *C.fstore_store { return s.ptr }
 
-func (s *Store) done() {
-	s.mu.Lock()
-	s.active--
-	if s.active == 0 {
-		s.idle.Broadcast()
-	}
-	s.mu.Unlock()
-}
-
-// Close waits for the calls in progress, flushes the manifest and closes the
-// store, reporting a manifest failure. Later calls return ErrInvalidState;
-// closing again is a no-op. Do not call it from a compute function.
+// Close flushes the manifest and closes the store, reporting a manifest
+// failure. Calls in progress on other goroutines end their waits with
+// ErrCanceled; a compute already running finishes and is stored first.
+// Later calls return ErrInvalidState; closing again is a no-op. Called from
+// a compute function, it returns at once and the store closes when that
+// call returns.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	defer runtime.KeepAlive(s)
+	s.cleanup.Stop()
+	var cerr C.fstore_error
+	status := C.fstore_store_flush(s.ptr, &cerr)
+	// A closed store names no backend: then this Close is a no-op.
+	closedBefore := status == C.FSTORE_STATUS_INVALID_STATE && C.fstore_store_manifest_backend(s.ptr) == nil
+	// Close through a copy: it sets the pointer it is given to NULL, and
+	// s.ptr must keep naming the (closed) handle for later calls.
+	ptr := s.ptr
+	C.fstore_store_close(&ptr)
+	if status == C.FSTORE_STATUS_OK || closedBefore {
+		C.fstore_error_release(&cerr)
 		return nil
 	}
-	s.closed = true
-	for s.active > 0 {
-		s.idle.Wait()
-	}
-	ptr := s.ptr
-	s.ptr = nil
-	s.mu.Unlock()
-	s.cleanup.Stop()
-
-	var cerr C.fstore_error
-	status := C.fstore_store_flush(ptr, &cerr)
-	C.fstore_store_close(&ptr)
-	if status != C.FSTORE_STATUS_OK {
-		return takeError(status, &cerr)
-	}
-	return nil
+	return takeError(status, &cerr)
 }
 
 // CallOption configures one Get or GetOrCompute call.
@@ -389,11 +368,8 @@ func (s *Store) GetOrCompute(ctx context.Context, key Key, compute ComputeFunc, 
 	if compute == nil {
 		return nil, invalidArgument("compute is nil")
 	}
-	store, err := s.acquire()
-	if err != nil {
-		return nil, err
-	}
-	defer s.done()
+	defer runtime.KeepAlive(s)
+	store := s.handle()
 	ckey, err := key.toC()
 	if err != nil {
 		return nil, err
@@ -479,11 +455,8 @@ func (s *Store) Get(ctx context.Context, key Key, opts ...CallOption) (array.Rec
 	if err := contextError(ctx); err != nil {
 		return nil, err
 	}
-	store, err := s.acquire()
-	if err != nil {
-		return nil, err
-	}
-	defer s.done()
+	defer runtime.KeepAlive(s)
+	store := s.handle()
 	ckey, err := key.toC()
 	if err != nil {
 		return nil, err
@@ -501,11 +474,8 @@ func (s *Store) Put(key Key, rdr array.RecordReader) error {
 	if rdr == nil {
 		return invalidArgument("reader is nil")
 	}
-	store, err := s.acquire()
-	if err != nil {
-		return err
-	}
-	defer s.done()
+	defer runtime.KeepAlive(s)
+	store := s.handle()
 	ckey, err := key.toC()
 	if err != nil {
 		return err
@@ -532,11 +502,8 @@ func (s *Store) Put(key Key, rdr array.RecordReader) error {
 
 // Invalidate removes the entry of key and reports whether there was one.
 func (s *Store) Invalidate(key Key) (bool, error) {
-	store, err := s.acquire()
-	if err != nil {
-		return false, err
-	}
-	defer s.done()
+	defer runtime.KeepAlive(s)
+	store := s.handle()
 	ckey, err := key.toC()
 	if err != nil {
 		return false, err
@@ -556,11 +523,8 @@ func (s *Store) Invalidate(key Key) (bool, error) {
 
 // Contains reports whether a complete entry of key exists.
 func (s *Store) Contains(key Key) (bool, error) {
-	store, err := s.acquire()
-	if err != nil {
-		return false, err
-	}
-	defer s.done()
+	defer runtime.KeepAlive(s)
+	store := s.handle()
 	ckey, err := key.toC()
 	if err != nil {
 		return false, err
@@ -589,11 +553,8 @@ type Stats struct {
 
 // Stats returns the store's counters.
 func (s *Store) Stats() (Stats, error) {
-	store, err := s.acquire()
-	if err != nil {
-		return Stats{}, err
-	}
-	defer s.done()
+	defer runtime.KeepAlive(s)
+	store := s.handle()
 	var out C.fstore_stats
 	var cerr C.fstore_error
 	if status := C.fstore_store_stats(store, &out, C.size_t(unsafe.Sizeof(out)), &cerr); status != C.FSTORE_STATUS_OK {
@@ -616,11 +577,8 @@ func (s *Store) Stats() (Stats, error) {
 // symbol, start_date, end_date, config, path, rows, bytes, checksum,
 // created_at). The caller releases the reader.
 func (s *Store) Entries() (array.RecordReader, error) {
-	store, err := s.acquire()
-	if err != nil {
-		return nil, err
-	}
-	defer s.done()
+	defer runtime.KeepAlive(s)
+	store := s.handle()
 	out := newStream()
 	defer C.free(unsafe.Pointer(out))
 	var cerr C.fstore_error
@@ -633,11 +591,8 @@ func (s *Store) Entries() (array.RecordReader, error) {
 // Flush waits until the manifest records every entry published so far and
 // reports a manifest failure since the last flush.
 func (s *Store) Flush() error {
-	store, err := s.acquire()
-	if err != nil {
-		return err
-	}
-	defer s.done()
+	defer runtime.KeepAlive(s)
+	store := s.handle()
 	var cerr C.fstore_error
 	if status := C.fstore_store_flush(store, &cerr); status != C.FSTORE_STATUS_OK {
 		return takeError(status, &cerr)
@@ -648,10 +603,6 @@ func (s *Store) Flush() error {
 // ManifestBackend names the manifest backend in use ("duckdb"); "" once
 // the store is closed.
 func (s *Store) ManifestBackend() string {
-	store, err := s.acquire()
-	if err != nil {
-		return ""
-	}
-	defer s.done()
-	return C.GoString(C.fstore_store_manifest_backend(store))
+	defer runtime.KeepAlive(s)
+	return C.GoString(C.fstore_store_manifest_backend(s.handle())) // NULL once closed
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 
-	fstore "github.com/libfstore/libfstore/bindings/go"
+	"github.com/libfstore/libfstore/bindings/go/fstore"
 )
 
 // recoverLikeNetHTTP runs call the way net/http runs a handler: a panic

@@ -10,7 +10,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory/mallocator"
 
-	fstore "github.com/libfstore/libfstore/bindings/go"
+	"github.com/libfstore/libfstore/bindings/go/fstore"
 )
 
 func ExampleStore_GetOrCompute() {

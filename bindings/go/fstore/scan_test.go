@@ -9,7 +9,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 
-	fstore "github.com/libfstore/libfstore/bindings/go"
+	"github.com/libfstore/libfstore/bindings/go/fstore"
 )
 
 func TestScanReturnsKeyColumnsAndReportsMissingEntries(t *testing.T) {

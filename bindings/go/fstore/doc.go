@@ -39,7 +39,8 @@
 // Every failure of the library is an [*Error] carrying the library's status
 // and message. Compare with the sentinels through [errors.Is]
 // (errors.Is(err, fstore.ErrNotFound)) or read the fields through
-// [errors.As]. When a call ends because its context was cancelled or ran
+// [errors.As]; [Error.Sqlstate] holds the SQLSTATE of a PostgreSQL failure.
+// A store that is closed answers every call with [ErrInvalidState]. When a call ends because its context was cancelled or ran
 // past its deadline, the error also matches [context.Canceled] or
 // [context.DeadlineExceeded].
 //
@@ -76,19 +77,18 @@
 //
 // # Building and linking
 //
-// The package uses cgo and needs the header fstore.h and the library
-// libfstore (shared or static). Inside the libfstore repository the header is
-// found at include/ relative to this package; tell the linker where the
-// library is through the environment:
+// The package uses cgo. It carries its own copy of the header fstore.h and
+// needs the library libfstore (shared or static). By default it takes the
+// compiler and linker flags from pkg-config's package fstore, which
+// libfstore's install writes:
 //
-//	CGO_LDFLAGS="-L/path/to/lib -Wl,-rpath,/path/to/lib" go test ./...
+//	PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig go build ./...
 //
-// Against an installed libfstore, either point cgo at it the same way
-// (CGO_CFLAGS="-I$PREFIX/include" CGO_LDFLAGS="-L$PREFIX/lib"), or build with
-// the tag fstore_pkgconfig, which takes the flags from pkg-config's package
-// fstore instead of the default -lfstore:
+// For a library that is not installed, such as a cargo target directory,
+// build with the tag fstore_nopkgconfig and give the directory through the
+// environment:
 //
-//	PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig go build -tags fstore_pkgconfig ./...
+//	CGO_LDFLAGS="-L$DIR -Wl,-rpath,$DIR" go build -tags fstore_nopkgconfig ./...
 //
 // Linking the static libfstore.a also needs the system libraries its Rust
 // and C++ parts use (pkg-config's Libs.private, or e.g. -lstdc++ -lm -ldl

@@ -11,7 +11,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 
-	fstore "github.com/libfstore/libfstore/bindings/go"
+	"github.com/libfstore/libfstore/bindings/go/fstore"
 )
 
 // waitForWaiters returns once n calls of s wait for another's compute.

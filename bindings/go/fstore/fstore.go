@@ -1,7 +1,6 @@
 package fstore
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
 #include <stdlib.h>
 #include "fstore.h"
 */
@@ -43,6 +42,10 @@ func (s Status) String() string {
 type Error struct {
 	Status  Status
 	Message string
+	// Sqlstate is the five-character SQLSTATE of the PostgreSQL error behind
+	// this one (e.g. "28P01" for a rejected password, "55P03" for a lock
+	// wait that timed out); "" when there was none.
+	Sqlstate string
 	// cause is the Go error behind this one, if any: the context's error for
 	// a cancelled or timed-out call, or what the compute function returned.
 	cause error
@@ -90,6 +93,7 @@ func takeError(status C.fstore_status, cerr *C.fstore_error) *Error {
 	if cerr.message != nil {
 		e.Message = C.GoString(cerr.message)
 	}
+	e.Sqlstate = C.GoString(&cerr.sqlstate[0])
 	C.fstore_error_release(cerr)
 	return e
 }

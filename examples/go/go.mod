@@ -1,8 +1,11 @@
-module github.com/libfstore/libfstore/bindings/go
+module github.com/libfstore/libfstore/examples/go
 
-go 1.26
+go 1.25.0
 
-require github.com/apache/arrow-go/v18 v18.8.0
+require (
+	github.com/apache/arrow-go/v18 v18.8.0
+	github.com/libfstore/libfstore/bindings/go/fstore v0.1.0
+)
 
 require (
 	github.com/goccy/go-json v0.10.6 // indirect
@@ -14,3 +17,7 @@ require (
 	golang.org/x/exp v0.0.0-20260112195511-716be5621a96 // indirect
 	golang.org/x/sys v0.47.0 // indirect
 )
+
+// The module in this repository; a program elsewhere drops this line and
+// gets a tagged version (see bindings/go/fstore/README.md).
+replace github.com/libfstore/libfstore/bindings/go/fstore => ../../bindings/go/fstore

@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"errors"
+	"runtime"
 	"strings"
 	"time"
 	"unsafe"
@@ -110,11 +111,8 @@ func (s *Store) Scan(req ScanRequest) (*ScanResult, error) {
 		defer free()
 		c.columns, c.column_count = columns, C.size_t(len(req.Columns))
 	}
-	store, err := s.acquire()
-	if err != nil {
-		return nil, err
-	}
-	defer s.done()
+	defer runtime.KeepAlive(s)
+	store := s.handle()
 	out, missingOut := newStream(), newStream()
 	defer C.free(unsafe.Pointer(out))
 	defer C.free(unsafe.Pointer(missingOut))

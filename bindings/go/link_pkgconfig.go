@@ -1,8 +1,0 @@
-//go:build fstore_pkgconfig
-
-package fstore
-
-/*
-#cgo pkg-config: fstore
-*/
-import "C"
