@@ -4,12 +4,12 @@ Each consumer reads a fresh result and one that was read already."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 
 import fstore
-from conftest import make_table
+from conftest import END, START, make_table
 
 pa = pytest.importorskip("pyarrow")
 
@@ -89,10 +89,14 @@ CONSUMERS: dict[str, Callable[[Any], int]] = {
 }
 
 
-@pytest.fixture
-def filled(store: fstore.Store, key: fstore.Key) -> tuple[fstore.Store, fstore.Key]:
-    store.put(key, make_table(ROWS))
-    return store, key
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[fstore.Store, fstore.Key]]:
+    """One store for the module (the tests only read it): opening one per
+    case would cost more than the reads."""
+    with fstore.Store(tmp_path_factory.mktemp("consumers") / "cache") as store:
+        key = fstore.Key("features", "CONSUMERS", START, END, config={"window": 20})
+        store.put(key, make_table(ROWS))
+        yield store, key
 
 
 # Every way a store returns a result, as a function of (store, key).
