@@ -151,7 +151,10 @@ for step in "${steps[@]}"; do
     cpp) run_step cpp bash bindings/cpp/run_tests.sh ;;
     packaging) run_step packaging packaging ;;
     go) run_step go bash bindings/go/run_tests.sh ;;
-    python) run_step python bash bindings/python/run_tests.sh ;;
+    python)
+      run_step python bash bindings/python/run_tests.sh
+      # pip install from the clone into a new environment, used from elsewhere (with the example).
+      run_step py-install bash bindings/python/install_test.sh ;;
     bench) run_step bench bench_smoke ;;
     demo) run_step demo cargo run --release --example training_workers -- --fresh --workers 4 --epochs 3 --compute-ms 5 ;;
     faults) run_step faults cargo test --release --test faults -- --nocapture --test-threads=1 ;;

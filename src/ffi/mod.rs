@@ -19,6 +19,7 @@ mod key;
 mod log;
 mod options;
 mod request;
+mod result;
 mod scan;
 mod sized;
 mod store;
@@ -29,6 +30,7 @@ pub use key::*;
 pub use log::*;
 pub use options::*;
 pub use request::*;
+pub use result::*;
 pub use scan::*;
 pub use store::*;
 
