@@ -46,6 +46,7 @@ if [ -z "$dsn" ]; then
 fi
 
 cargo build --release --lib --examples || exit 1
+bash tests/lib_links.sh "$CARGO_TARGET_DIR/release" || exit 1
 python=$(bash bindings/python/venv.sh) || exit 1
 examples=$CARGO_TARGET_DIR/release/examples
 

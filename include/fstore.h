@@ -111,6 +111,13 @@ typedef struct fstore_options fstore_options;
 typedef struct fstore_request fstore_request;
 
 /*
+ The whole content of an Arrow stream, held in memory. Immutable: any
+ number of threads may export it at once. Free it with
+ `fstore_result_free`; streams exported from it stay valid after that.
+ */
+typedef struct fstore_result fstore_result;
+
+/*
  An open store. Thread-safe: share one handle between threads. Not usable
  in a child after fork(): calls there return FSTORE_STATUS_INVALID_STATE.
  A child forked at any moment may open a store of its own: nothing the
@@ -187,6 +194,20 @@ typedef struct fstore_key {
   const char *config;
   const void *reserved[4];
 } fstore_key;
+
+/*
+ A log level: FSTORE_LOG_OFF to FSTORE_LOG_TRACE, in order of detail.
+ */
+typedef uint32_t fstore_log_level;
+
+/*
+ Receives one log line: its level and its text (NUL-terminated UTF-8,
+ valid during the call). Called on whichever thread logs, possibly
+ several at once; it must not call back into libfstore's logging setup.
+ */
+typedef void (*fstore_log_fn)(void *userdata,
+                              fstore_log_level level,
+                              const char *message);
 
 /*
  What `fstore_store_scan` reads. Strings are NUL-terminated UTF-8.
@@ -428,6 +449,18 @@ typedef struct fstore_migration_report {
  */
 #define FSTORE_STATUS_INTERNAL 12
 
+#define FSTORE_LOG_OFF 0
+
+#define FSTORE_LOG_ERROR 1
+
+#define FSTORE_LOG_WARN 2
+
+#define FSTORE_LOG_INFO 3
+
+#define FSTORE_LOG_DEBUG 4
+
+#define FSTORE_LOG_TRACE 5
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -492,6 +525,23 @@ fstore_status fstore_key_canonical(const struct fstore_key *key,
 void fstore_string_free(char **string);
 
 /*
+ Sends the library's log lines to `callback` (with `userdata`) instead of
+ stderr; NULL sends them to stderr again. Lines already filtered by level
+ (see `fstore_log_set_level`). For host programs whose logger (glog, Go's
+ slog, Python's logging) should receive them.
+ */
+void fstore_log_set_callback(fstore_log_fn callback,
+                             void *userdata);
+
+/*
+ Logs only lines at `level` or more severe (FSTORE_LOG_OFF: none). The
+ default is `FSTORE_LOG` from the environment (off, error, warn, info,
+ debug, trace), else FSTORE_LOG_WARN.
+ */
+fstore_status fstore_log_set_level(fstore_log_level level,
+                                   struct fstore_error *error);
+
+/*
  A new set of default options. Free with `fstore_options_free`.
  */
 struct fstore_options *fstore_options_new(void);
@@ -508,6 +558,9 @@ struct fstore_options *fstore_options_new(void);
  - `memory_cache_mb`: decoded entries kept in memory per store (default 64;
    0 disables); served only while their file is unchanged
  - `manifest`: `auto` (default), `postgres` or `duckdb`
+ - `metrics.max_symbols` (1000), `metrics.max_feature_sets` (100):
+   distinct label values with metric series of their own; the rest share
+   the value `other`
  - `postgres.dsn`, or `postgres.host`, `.port`, `.database`, `.user`,
    `.password` (default: `PG_MANIFEST_DSN`, or `PG_HOST`, `PG_PORT`, ...)
  - `postgres.pool_min` (2), `postgres.pool_max` (16),
@@ -571,6 +624,43 @@ void fstore_request_cancel(const struct fstore_request *request);
  Frees `*request` (NULL allowed) and sets it to NULL.
  */
 void fstore_request_free(struct fstore_request **request);
+
+/*
+ Reads `stream` to its end into a new result written to `*out`. Takes
+ ownership of `stream` whatever happens (it is left released). The
+ batches' buffers are kept as they are, never copied; a stream exported by
+ this library is read as cheaply as a memory hit. A stream that fails
+ midway, or whose batches do not match its schema, is
+ FSTORE_STATUS_INVALID_DATA.
+ */
+fstore_status fstore_result_new(struct ArrowArrayStream *stream,
+                                struct fstore_result **out,
+                                struct fstore_error *error);
+
+/*
+ Writes a new stream over the result's batches into `*out` (zero-initialised
+ or released). Call it any number of times, from any thread: each stream
+ starts at the first batch and shares the result's buffers.
+ */
+fstore_status fstore_result_export(const struct fstore_result *result,
+                                   struct ArrowArrayStream *out,
+                                   struct fstore_error *error);
+
+/*
+ The number of rows of the result; 0 for NULL.
+ */
+uint64_t fstore_result_row_count(const struct fstore_result *result);
+
+/*
+ The number of batches of the result; 0 for NULL.
+ */
+uint64_t fstore_result_batch_count(const struct fstore_result *result);
+
+/*
+ Frees the result and sets `*result` to NULL. NULL and a NULL handle are
+ allowed. Streams exported from it stay valid.
+ */
+void fstore_result_free(struct fstore_result **result);
 
 /*
  Reads the entries `scan` selects into `out`, one stream: the key columns
@@ -734,6 +824,20 @@ const char *fstore_store_manifest_backend(const struct fstore_store *store);
  Owned by the store: valid until it is closed.
  */
 const char *fstore_store_warnings(const struct fstore_store *store);
+
+/*
+ Renders the store's metrics in the Prometheus text exposition format
+ (version 0.0.4) into `*out`, NUL-terminated; free it with
+ `fstore_string_free`. The series keep the `featurestore_` names of the
+ design libfstore replaces: hits, misses and waits per symbol, computes
+ and latency histograms per feature set (label values beyond
+ `metrics.max_symbols` / `metrics.max_feature_sets` fold into `other`),
+ errors per status, memory cache, pool and advisory-lock gauges, and
+ `featurestore_info`. With PostgreSQL it queries `pg_locks`.
+ */
+fstore_status fstore_store_metrics(const struct fstore_store *store,
+                                   char **out,
+                                   struct fstore_error *error);
 
 /*
  Copies the PostgreSQL pool's figures into `*out` (`out_size`: `sizeof

@@ -98,9 +98,13 @@ impl<K: Hash + Eq + Clone, V: Clone> ClockCache<K, V> {
     }
 
     /// The total weight held.
-    #[cfg(test)]
     pub fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
+    }
+
+    /// The number of entries held.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|shard| read(shard).index.len()).sum()
     }
 
     /// Evicts from the shards in turn, one entry each, until `incoming`

@@ -22,6 +22,7 @@ mod lock;
 pub mod maintenance;
 mod manifest;
 mod memory_cache;
+mod metrics;
 mod migration;
 mod options;
 mod pg;

@@ -107,6 +107,11 @@ impl MemoryCache {
         self.entries.remove(entry_id);
     }
 
+    /// Bytes of Arrow data and entries held.
+    pub fn usage(&self) -> (usize, usize) {
+        (self.entries.used(), self.entries.len())
+    }
+
     #[cfg(test)]
     fn used(&self) -> usize {
         self.entries.used()

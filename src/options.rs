@@ -112,6 +112,10 @@ pub struct Options {
     pub lock_namespace: String,
     pub manifest: ManifestChoice,
     pub postgres: PostgresOptions,
+    /// Distinct symbols, and feature sets, that get metric series of their
+    /// own; the rest share the series labelled `other`.
+    pub metrics_max_symbols: usize,
+    pub metrics_max_feature_sets: usize,
 }
 
 impl Default for Options {
@@ -125,6 +129,8 @@ impl Default for Options {
             memory_cache_bytes: 64 << 20,
             lock_namespace: String::new(),
             manifest: ManifestChoice::Auto,
+            metrics_max_symbols: 1000,
+            metrics_max_feature_sets: 100,
             postgres: PostgresOptions {
                 pool_min: 2,
                 pool_max: 16,
@@ -151,6 +157,8 @@ pub const OPTION_NAMES: &[&str] = &[
     "verify_checksums",
     "memory_cache_mb",
     "manifest",
+    "metrics.max_symbols",
+    "metrics.max_feature_sets",
     "postgres.dsn",
     "postgres.host",
     "postgres.port",
@@ -190,6 +198,8 @@ impl Options {
             "wait.timeout_ms" => self.wait_timeout = Duration::from_millis(parse_millis(name, value)?),
             "verify_checksums" => self.verify_checksums = parse_bool(name, value)?,
             "lock.namespace" => self.lock_namespace = value.to_string(),
+            "metrics.max_symbols" => self.metrics_max_symbols = parse_count(name, value, 0)? as usize,
+            "metrics.max_feature_sets" => self.metrics_max_feature_sets = parse_count(name, value, 0)? as usize,
             "memory_cache_mb" => {
                 let mb = value.parse::<usize>().ok().filter(|mb| *mb <= 1 << 30);
                 self.memory_cache_bytes = mb.ok_or_else(|| bad_value(name, value, "a whole number of MiB"))? << 20;

@@ -5,6 +5,7 @@ use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use arrow::record_batch::RecordBatchReader;
 
@@ -14,12 +15,13 @@ use crate::error::{Error, Result, Status};
 use crate::flight::{Flights, Role};
 use crate::fork;
 use crate::key::{namespaced, Key, KeyRef, ResolvedKey};
-use crate::key_cache::{KeyCache, KEY_CACHE_CAPACITY};
+use crate::key_cache::{CachedKey, KeyCache, KEY_CACHE_CAPACITY};
 use crate::lock::file::FileLocks;
 use crate::lock::local::LocalLocks;
 use crate::lock::{Attempt, Held, Locks, Plan};
 use crate::manifest::{self, Backend, DuckDbManifest, Manifest, ManifestRow, PostgresManifest};
 use crate::memory_cache::MemoryCache;
+use crate::metrics::{Metrics, StoreFigures};
 use crate::options::{LockGranularity, ManifestChoice, Options};
 use crate::pg::{LockStats, PgLocks, PgPool, PoolStats};
 use crate::request::{Request, Wait};
@@ -87,6 +89,7 @@ pub struct Store {
     fork_generation: u64,
     /// Set by `begin_close`: ends every wait of calls in flight.
     closing: AtomicBool,
+    metrics: Metrics,
 }
 
 /// How a lock attempt for a compute ended.
@@ -134,11 +137,9 @@ impl Store {
         };
         for warning in &warnings {
             log::warn!("libfstore: {warning}");
-            if std::env::var_os("FSTORE_QUIET").is_none() {
-                eprintln!("libfstore: warning: {warning}");
-            }
         }
         let memory = MemoryCache::new(options.memory_cache_bytes);
+        let metrics = Metrics::new(options.metrics_max_symbols, options.metrics_max_feature_sets);
         Ok(Store {
             options,
             cache_dir,
@@ -154,6 +155,7 @@ impl Store {
             owner_pid: std::process::id(),
             fork_generation: fork::generation(),
             closing: AtomicBool::new(false),
+            metrics,
         })
     }
 
@@ -174,6 +176,31 @@ impl Store {
     /// manifest and why.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// The store's metrics in the Prometheus text exposition format (0.0.4):
+    /// the `featurestore_*` series of the design libfstore replaces and its
+    /// own (see the README's metrics table). With PostgreSQL this asks the
+    /// server for its advisory locks.
+    pub fn metrics(&self) -> Result<String> {
+        self.check_process()?;
+        let stats = self.stats();
+        let (memory_bytes, memory_entries) = self.memory.usage();
+        let figures = StoreFigures {
+            backend: match self.manifest_backend() {
+                Backend::Postgres => "postgres",
+                Backend::DuckDb => "duckdb",
+            },
+            timeouts: stats.timeouts,
+            cancellations: stats.cancellations,
+            bytes_read: stats.bytes_read,
+            bytes_written: stats.bytes_written,
+            memory_bytes,
+            memory_entries,
+            pool: self.pool_stats(),
+            locks: self.lock_stats()?,
+        };
+        Ok(self.metrics.render(&figures))
     }
 
     /// Connection pool figures; `None` without PostgreSQL.
@@ -202,11 +229,33 @@ impl Store {
 
     /// [`Store::get`] of a key borrowed from the caller (the C API's strings).
     pub(crate) fn get_borrowed(&self, key: KeyRef<'_>, request: &Request) -> Result<Option<Data>> {
-        self.check_process()?;
-        let key = self.keys.resolve(key)?;
-        let found = self.read(&key, request.columns.as_deref())?;
-        bump(if found.is_some() { &self.counters.hits } else { &self.counters.misses }, 1);
+        let started = Instant::now();
+        let counted = self.counted(|| {
+            self.check_process()?;
+            let key = self.resolve(key)?;
+            let found = self.read(&key, request.columns.as_deref())?;
+            if found.is_some() {
+                bump(&self.counters.hits, 1);
+                bump(&key.series.symbol.hits, 1);
+            } else {
+                bump(&self.counters.misses, 1);
+                bump(&key.series.symbol.misses, 1);
+            }
+            Ok((found, key))
+        })?;
+        let (found, key) = counted;
+        key.series.feature_set.get_seconds.observe(started.elapsed());
         Ok(found)
+    }
+
+    /// `key` resolved, with the metric series its calls count in.
+    fn resolve(&self, key: KeyRef<'_>) -> Result<Arc<CachedKey>> {
+        self.keys.resolve(key, |k| self.metrics.key_series(&k.key.feature_set, &k.key.symbol))
+    }
+
+    /// `call`'s outcome, its failure counted by status.
+    fn counted<T>(&self, call: impl FnOnce() -> Result<T>) -> Result<T> {
+        call().inspect_err(|e| self.metrics.error(e.status()))
     }
 
     /// What [`Store::get_or_compute`] answers without waiting or computing:
@@ -221,9 +270,17 @@ impl Store {
 
     /// [`Store::try_get`] of a key borrowed from the caller.
     pub(crate) fn try_get_borrowed(&self, key: KeyRef<'_>, request: &Request) -> Result<Option<Data>> {
-        self.check_process()?;
-        let key = self.keys.resolve(key)?;
-        self.first_look(&key, request.columns.as_deref())
+        let started = Instant::now();
+        self.counted(|| {
+            self.check_process()?;
+            let key = self.resolve(key)?;
+            let found = self.first_look(&key, request.columns.as_deref())?;
+            // Only a hit is a whole read; a miss goes on in get_or_compute, which times itself.
+            if found.is_some() {
+                key.series.feature_set.get_seconds.observe(started.elapsed());
+            }
+            Ok(found)
+        })
     }
 
     /// Many entries of one feature set and config at once, as one stream
@@ -253,10 +310,13 @@ impl Store {
     where
         F: FnOnce(&Key) -> Result<Box<dyn RecordBatchReader>>,
     {
-        self.check_process()?;
-        let key = self.keys.resolve(key)?;
+        let started = Instant::now();
+        self.check_process().inspect_err(|e| self.metrics.error(e.status()))?;
+        let key = self.resolve(key).inspect_err(|e| self.metrics.error(e.status()))?;
         let result = self.get_or_compute_resolved(&key, request, compute);
+        key.series.feature_set.get_seconds.observe(started.elapsed());
         if let Err(e) = &result {
+            self.metrics.error(e.status());
             match e.status() {
                 Status::Timeout => bump(&self.counters.timeouts, 1),
                 Status::Cancelled => bump(&self.counters.cancellations, 1),
@@ -266,7 +326,7 @@ impl Store {
         result
     }
 
-    fn get_or_compute_resolved<F>(&self, key: &ResolvedKey, request: &Request, compute: F) -> Result<Data>
+    fn get_or_compute_resolved<F>(&self, key: &CachedKey, request: &Request, compute: F) -> Result<Data>
     where
         F: FnOnce(&Key) -> Result<Box<dyn RecordBatchReader>>,
     {
@@ -275,6 +335,7 @@ impl Store {
             return Ok(data);
         }
         bump(&self.counters.misses, 1);
+        bump(&key.series.symbol.misses, 1);
         let wait = self.wait(request);
         let what = || format!("the compute of {}", describe(&key.key));
         let mut compute = Some(compute);
@@ -282,6 +343,7 @@ impl Store {
             match self.flights.join(&key.entry_id) {
                 Role::Follower(flight) => {
                     bump(&self.counters.waits, 1);
+                    bump(&key.series.symbol.waits, 1);
                     match flight.wait(&wait, &what)? {
                         Ok(data) => return data.project(columns),
                         // The leader's caller gave up; ours may still wait: take over.
@@ -304,22 +366,26 @@ impl Store {
 
     /// The entry if it is there (counted as a hit), projected; a corrupt
     /// file counts as missing.
-    fn first_look(&self, key: &ResolvedKey, columns: Option<&[String]>) -> Result<Option<Data>> {
+    fn first_look(&self, key: &CachedKey, columns: Option<&[String]>) -> Result<Option<Data>> {
         let found = recovering(self.read(key, columns))?;
         if found.is_some() {
             bump(&self.counters.hits, 1);
+            bump(&key.series.symbol.hits, 1);
         }
         Ok(found)
     }
 
     /// Takes the entry's lock (or finds the entry published meanwhile),
     /// re-checks, computes and publishes.
-    fn lead<F>(&self, key: &ResolvedKey, wait: &Wait, compute: F) -> Result<Data>
+    fn lead<F>(&self, key: &CachedKey, wait: &Wait, compute: F) -> Result<Data>
     where
         F: FnOnce(&Key) -> Result<Box<dyn RecordBatchReader>>,
     {
         let plan = self.plan(key);
-        let mut held = match self.lock_or_find(key, &plan, wait)? {
+        let locking = Instant::now();
+        let locked = self.lock_or_find(key, &plan, wait);
+        self.metrics.lock_waited(locking.elapsed());
+        let mut held = match locked? {
             Locked::Held(held) => held,
             Locked::Found(data) => return Ok(data),
         };
@@ -328,18 +394,24 @@ impl Store {
             return Ok(data);
         }
         bump(&self.counters.computes, 1);
+        let series = &key.series.feature_set;
+        bump(&series.computes, 1);
+        let computing = Instant::now();
         let data = compute(&key.key).and_then(|mut reader| Data::collect(reader.as_mut())).inspect_err(|e| {
             if !matches!(e.status(), Status::Timeout | Status::Cancelled) {
                 bump(&self.counters.compute_failures, 1);
+                bump(&series.compute_failures, 1);
             }
-        })?;
+        });
+        series.compute_seconds.observe(computing.elapsed());
+        let data = data?;
         self.publish(key, &plan, held, data, wait, Publish::Computed)
     }
 
     /// Takes `plan` for a compute. While another caller computes the entry,
     /// waits for it (in shared mode: every waiter wakes at once) and looks
     /// for its result before trying again.
-    fn lock_or_find(&self, key: &ResolvedKey, plan: &Plan, wait: &Wait) -> Result<Locked> {
+    fn lock_or_find(&self, key: &CachedKey, plan: &Plan, wait: &Wait) -> Result<Locked> {
         let mut counted = false;
         loop {
             match self.locks.try_lock(plan, wait)? {
@@ -347,6 +419,7 @@ impl Store {
                 Attempt::Busy => {
                     if !counted {
                         bump(&self.counters.waits, 1);
+                        bump(&key.series.symbol.waits, 1);
                         counted = true;
                     }
                     self.locks.wait_released(plan.entry, wait)?;
@@ -466,20 +539,26 @@ impl Store {
     /// Stores data computed elsewhere, replacing any entry of `key`. Waits
     /// (within the store's wait timeout) for a compute of it in progress.
     pub fn put(&self, key: &Key, reader: &mut dyn RecordBatchReader) -> Result<()> {
-        self.check_process()?;
-        let key = ResolvedKey::resolve(key)?;
-        let data = Data::collect(reader)?;
-        let request = Request::new();
-        let wait = self.wait(&request);
-        let plan = self.plan(&key);
-        let held = self.acquire(&plan, &wait)?;
-        self.publish(&key, &plan, held, data, &wait, Publish::Put).map(drop)
+        self.counted(|| {
+            self.check_process()?;
+            let key = ResolvedKey::resolve(key)?;
+            let data = Data::collect(reader)?;
+            let request = Request::new();
+            let wait = self.wait(&request);
+            let plan = self.plan(&key);
+            let held = self.acquire(&plan, &wait)?;
+            self.publish(&key, &plan, held, data, &wait, Publish::Put).map(drop)
+        })
     }
 
     /// Removes the entry of `key`; `NotFound` if there was none. Waits
     /// (within the store's wait timeout) for a compute of it in progress, so
     /// that a compute started before the invalidation cannot publish after it.
     pub fn invalidate(&self, key: &Key) -> Result<()> {
+        self.counted(|| self.invalidate_counted(key))
+    }
+
+    fn invalidate_counted(&self, key: &Key) -> Result<()> {
         self.check_process()?;
         let key = ResolvedKey::resolve(key)?;
         let request = Request::new();

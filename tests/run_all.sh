@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test in every language: Rust (core, C ABI, processes, forks),
 # 60 s of property fuzzing, the C program plainly, under valgrind and under
-# ASan+UBSan, C++ with CMake/ctest (plainly, ASan+UBSan, TSan), Go, Python, a
+# ASan+UBSan, C++ with CMake/ctest (plainly, ASan+UBSan, TSan), packaging
+# (the shared library's SONAME and exports; install, find_package,
+# pkg-config, add_subdirectory and FetchContent consumers), Go, Python, a
 # demo smoke run, a smoke run of every benchmark (examples/run_benchmarks.sh:
 # the fleet benchmark's every scenario and baseline, embedded and PostgreSQL,
 # through C and Python; hits, scan, Python and Go per call), the fault tests
@@ -65,7 +67,7 @@ if [ -z "${FSTORE_TEST_PG_DSN:-}" ]; then
 fi
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(build rust fuzz header c cpp go python demo bench faults soak)
+[ ${#steps[@]} -gt 0 ] || steps=(build rust fuzz header c cpp packaging go python demo bench faults soak)
 passed=0
 failed=0
 failures=()
@@ -122,6 +124,16 @@ header_compiles() {
   return $rc
 }
 
+# The library and CLI, examples included, and the SONAME's link beside the
+# library so that programs linked against this directory run.
+build_all() {
+  cargo build --release --lib --bins --examples && bash tests/lib_links.sh "$CARGO_TARGET_DIR/release"
+}
+
+packaging() {
+  bash tests/packaging/shared_library.sh "$FSTORE_LIB_DIR" && bash tests/packaging/consumers.sh
+}
+
 # Every benchmark briefly: fails when one fails (a herd that computes more
 # than once, a worker's error), so that the benchmarks cannot rot.
 bench_smoke() {
@@ -130,20 +142,24 @@ bench_smoke() {
 
 for step in "${steps[@]}"; do
   case $step in
-    build) run_step build cargo build --release --lib --examples ;;
+    build) run_step build build_all ;;
     rust) run_step rust cargo test --release --no-fail-fast ;;
     # 60 s of property fuzzing in all, split between the targets; prints inputs run per target.
     fuzz) run_step fuzz env FSTORE_FUZZ_SECONDS=60 cargo test --release --test fuzz -- --test-threads=1 --nocapture ;;
     header) run_step header header_compiles ;;
     c) run_step c bash tests/c/run.sh ;;
     cpp) run_step cpp bash bindings/cpp/run_tests.sh ;;
+    packaging) run_step packaging packaging ;;
     go) run_step go bash bindings/go/run_tests.sh ;;
-    python) run_step python bash bindings/python/run_tests.sh ;;
+    python)
+      run_step python bash bindings/python/run_tests.sh
+      # pip install from the clone into a new environment, used from elsewhere (with the example).
+      run_step py-install bash bindings/python/install_test.sh ;;
     bench) run_step bench bench_smoke ;;
     demo) run_step demo cargo run --release --example training_workers -- --fresh --workers 4 --epochs 3 --compute-ms 5 ;;
     faults) run_step faults cargo test --release --test faults -- --nocapture --test-threads=1 ;;
     soak) run_step soak cargo test --release --test soak -- --nocapture ;;
-    *) echo "unknown step '$step' (steps: build rust fuzz header c cpp go python demo bench faults soak)" >&2; exit 2 ;;
+    *) echo "unknown step '$step' (steps: build rust fuzz header c cpp packaging go python demo bench faults soak)" >&2; exit 2 ;;
   esac
 done
 

@@ -489,3 +489,67 @@ fn a_projection_decodes_only_its_columns_when_the_entry_is_not_cached() {
         assert!(err.message().contains("unknown column 'nope'"), "{what}: {err}");
     }
 }
+
+/// The exposition's value of the sample `series` (name and labels exactly
+/// as written), or `None`.
+fn sample_value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn metrics_count_each_symbol_up_to_the_cap_and_every_wait_and_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = Options::default();
+    options.set("cache_dir", dir.path().to_str().unwrap()).unwrap();
+    options.set("metrics.max_symbols", "1").unwrap();
+    let store = Arc::new(Store::open(options).unwrap());
+    let runs = AtomicUsize::new(0);
+    // AAPL: a compute that another thread waits for, then a hit.
+    let k = key("AAPL", 19000, 19030);
+    let (started_tx, started_rx) = mpsc::channel();
+    thread::scope(|scope| {
+        let leader = scope.spawn(|| {
+            store
+                .get_or_compute(&k, &Request::new(), |k| {
+                    started_tx.send(()).unwrap();
+                    thread::sleep(Duration::from_millis(300));
+                    Ok(reader(sample(k, 1)))
+                })
+                .unwrap()
+        });
+        started_rx.recv().unwrap();
+        store.get_or_compute(&k, &Request::new(), slow(Duration::ZERO, &runs, 2)).unwrap();
+        leader.join().unwrap();
+    });
+    store.get_or_compute(&k, &Request::new(), slow(Duration::ZERO, &runs, 2)).unwrap();
+    // Two more symbols fold into `other`; one compute of them fails.
+    store.get_or_compute(&key("MSFT", 19000, 19030), &Request::new(), slow(Duration::ZERO, &runs, 3)).unwrap();
+    let failed = store.get_or_compute(&key("NVDA", 19000, 19030), &Request::new(), |_| Err(Error::invalid_data("no data")));
+    assert_eq!(failed.unwrap_err().status(), Status::InvalidData);
+    let bad = store.get_or_compute(&key("", 19000, 19030), &Request::new(), slow(Duration::ZERO, &runs, 4));
+    assert_eq!(bad.unwrap_err().status(), Status::InvalidArgument);
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "only MSFT computed through `slow`");
+
+    let text = store.metrics().unwrap();
+    let value = |series: &str| sample_value(&text, series).unwrap_or_else(|| panic!("no {series} in:\n{text}"));
+    assert_eq!(value("featurestore_hits_total{symbol=\"AAPL\"}"), 1.0);
+    assert_eq!(value("featurestore_misses_total{symbol=\"AAPL\"}"), 2.0);
+    assert_eq!(value("featurestore_waits_total{symbol=\"AAPL\"}"), 1.0);
+    assert_eq!(value("featurestore_misses_total{symbol=\"other\"}"), 2.0);
+    assert_eq!(value("featurestore_hits_total{symbol=\"other\"}"), 0.0);
+    assert!(sample_value(&text, "featurestore_hits_total{symbol=\"MSFT\"}").is_none(), "beyond the cap: {text}");
+    assert_eq!(value("featurestore_computes_total{feature_set=\"returns\"}"), 3.0);
+    assert_eq!(value("featurestore_compute_failures_total{feature_set=\"returns\"}"), 1.0);
+    assert_eq!(value("featurestore_errors_total{status=\"invalid_data\"}"), 1.0);
+    assert_eq!(value("featurestore_errors_total{status=\"invalid_argument\"}"), 1.0);
+    assert_eq!(value("featurestore_errors_total{status=\"timeout\"}"), 0.0);
+    assert_eq!(value("featurestore_hit_ratio"), 0.2);
+    // Five reads of valid keys timed, one of them waiting at least 300 ms
+    // minus the time the leader took to start.
+    assert_eq!(value("featurestore_get_seconds_count{feature_set=\"returns\"}"), 5.0);
+    assert_eq!(value("featurestore_compute_seconds_count{feature_set=\"returns\"}"), 3.0);
+    assert!(value("featurestore_compute_seconds_sum{feature_set=\"returns\"}") >= 0.3);
+    assert_eq!(value("featurestore_lock_wait_seconds_count"), 3.0);
+    assert!(value("featurestore_memory_cache_entries") >= 1.0);
+    assert_eq!(value("featurestore_info{version=\"0.1.0\",backend=\"duckdb\"}"), 1.0);
+}

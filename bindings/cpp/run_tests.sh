@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Configures and builds the CMake project (C test against the shared and the
-# static library, C++ binding test with GoogleTest), runs ctest, installs into
-# a temporary prefix and builds the examples/cpp consumer against that install
-# through find_package (shared and static) and through pkg-config (CMake and a
-# plain compiler line, static), running each. Then builds the C++ binding test
-# again in two sanitizer variants, each in its own build directory, and runs
-# it: AddressSanitizer + UndefinedBehaviorSanitizer (leak detection on), and
-# ThreadSanitizer (see tests/c/sanitizers.sh for what an uninstrumented
-# libfstore means to each). A sanitizer report fails the run.
+# Configures and builds the CMake project against the prebuilt library
+# (FSTORE_LIB_DIR: the C test against the shared and the static library, the
+# C++ binding test with GoogleTest, examples/cpp), runs ctest and the example.
+# Then builds the C++ binding test again in two sanitizer variants, each in
+# its own build directory, and runs it: AddressSanitizer +
+# UndefinedBehaviorSanitizer (leak detection on), and ThreadSanitizer (see
+# tests/c/sanitizers.sh for what an uninstrumented libfstore means to each).
+# A sanitizer report fails the run. Installing and consuming the library
+# (find_package, pkg-config, add_subdirectory, FetchContent) is
+# tests/packaging/consumers.sh's.
 #
 # Env: FSTORE_LIB_DIR (default $CARGO_TARGET_DIR/release, CARGO_TARGET_DIR
 # defaulting to ~/.cache/fstore-target), FSTORE_LOCK_KEY_VECTORS (default the
@@ -28,14 +29,13 @@ vectors=${FSTORE_LOCK_KEY_VECTORS:-$root/tests/vectors/lock_keys.json}
 missing=()
 command -v cmake >/dev/null || missing+=("cmake (apt-get install cmake)")
 command -v c++ >/dev/null || command -v g++ >/dev/null || missing+=("a C++17 compiler (apt-get install g++)")
-command -v pkg-config >/dev/null || missing+=("pkg-config (apt-get install pkgconf)")
 if [ ${#missing[@]} -gt 0 ]; then
   printf 'run_tests.sh: missing: %s\n' "${missing[@]}" >&2
   exit 1
 fi
 lib_dir=$(cd "$lib_dir" 2>/dev/null && pwd) || { echo "run_tests.sh: FSTORE_LIB_DIR (${FSTORE_LIB_DIR:-$lib_dir_default}) does not exist; run 'cargo build --release' first" >&2; exit 1; }
-[ -f "$lib_dir/libfstore.so" ] && [ -f "$lib_dir/libfstore.a" ] || {
-  echo "run_tests.sh: libfstore.so or libfstore.a missing in $lib_dir; run 'cargo build --release' first" >&2; exit 1; }
+[ -f "$lib_dir/libfstore.so" ] && [ -f "$lib_dir/libfstore.a" ] && [ -f "$lib_dir/fstore-admin" ] || {
+  echo "run_tests.sh: libfstore.so, libfstore.a or fstore-admin missing in $lib_dir; run 'cargo build --release --lib --bins' first" >&2; exit 1; }
 vectors=$(cd "$(dirname "$vectors")" && pwd)/$(basename "$vectors")
 
 variants=${FSTORE_CPP_VARIANTS:-plain asan tsan}
@@ -91,7 +91,7 @@ run_example() { # <label> <binary>
   "$2" "$cache"
 }
 
-# Everything, uninstrumented: ctest, install, the examples.
+# Everything, uninstrumented: ctest and examples/cpp as built in this tree.
 run_plain() {
   local build=$build_base
   echo "== variant: plain"
@@ -101,37 +101,8 @@ run_plain() {
   echo "== ctest"
   (cd "$build" && ctest --output-on-failure)
 
-  echo "== installing into a temporary prefix"
-  local prefix=$work/prefix
-  cmake --install "$build" --prefix "$prefix"
-
-  echo "== examples/cpp through find_package(fstore)"
-  cmake -S "$root/examples/cpp" -B "$work/example-cmake" "${generator[@]}" -DCMAKE_PREFIX_PATH="$prefix"
-  cmake --build "$work/example-cmake"
-  run_example cmake "$work/example-cmake/fstore_example"
-
-  echo "== examples/cpp through find_package(fstore), static"
-  cmake -S "$root/examples/cpp" -B "$work/example-static" "${generator[@]}" -DCMAKE_PREFIX_PATH="$prefix" \
-    -DFSTORE_EXAMPLE_STATIC=ON
-  cmake --build "$work/example-static"
-  if ldd "$work/example-static/fstore_example" | grep -q libfstore; then
-    echo "run_tests.sh: the static example links libfstore.so" >&2; exit 1
-  fi
-  run_example static "$work/example-static/fstore_example"
-
-  echo "== examples/cpp through pkg-config"
-  export PKG_CONFIG_PATH=$(dirname "$(find "$prefix" -name fstore.pc)")
-  cmake -S "$root/examples/cpp" -B "$work/example-pkgconfig" "${generator[@]}" -DFSTORE_EXAMPLE_USE_PKG_CONFIG=ON
-  cmake --build "$work/example-pkgconfig"
-  run_example pkgconfig "$work/example-pkgconfig/fstore_example"
-
-  echo "== examples/cpp with \`pkg-config --static\` on a plain compiler line"
-  local libdir
-  libdir=$(pkg-config --variable=libdir fstore)
-  # -l:libfstore.a picks the archive where -lfstore would pick the .so.
-  "$cxx" -std=c++17 "$root/examples/cpp/main.cpp" $(pkg-config --cflags fstore) \
-    $(pkg-config --static --libs fstore | sed 's/-lfstore\b/-l:libfstore.a/') -o "$work/example-pc-static"
-  run_example pc-static "$work/example-pc-static"
+  echo "== examples/cpp"
+  run_example tree "$build/examples/cpp/fstore_example"
 }
 
 # The C++ binding's test alone (every test: each one runs libfstore's own

@@ -23,6 +23,8 @@ if [ ! -e "$lib_dir/libfstore.so" ] && [ ! -e "$lib_dir/libfstore.a" ]; then
   exit 2
 fi
 lib_dir=$(cd "$lib_dir" && pwd)
+# Programs linked with -lfstore need the SONAME's name (libfstore.so.0) at run time.
+[ ! -e "$lib_dir/libfstore.so" ] || bash "$root/tests/lib_links.sh" "$lib_dir" || exit 2
 
 export CGO_ENABLED=1
 export CGO_LDFLAGS="${CGO_LDFLAGS:-} -L$lib_dir -Wl,-rpath,$lib_dir"

@@ -36,8 +36,10 @@ fi
 
 venv_python=$(bash "$here/venv.sh")
 pip=("$venv_python" -m pip --disable-pip-version-check --quiet)
-# polars only shows that other Arrow consumers read the results: optional.
-"${pip[@]}" install "polars>=1" 2>/dev/null || echo "run_tests.sh: polars not installed; its test will be skipped"
+# The other Arrow consumers the results are read by (tests/test_consumers.py);
+# without them those cases are skipped, and said so.
+"${pip[@]}" install "polars>=1" "duckdb>=1.1" "pandas>=2" "nanoarrow>=0.6" 2>/dev/null ||
+    echo "run_tests.sh: polars, duckdb, pandas or nanoarrow not installed; their cases will be skipped" >&2
 
 # Never touch a real cache: the library's fallback directory points here too.
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/fstore-python-tests.XXXXXX")"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure the virtual environment the Python tests and the benchmark use
-# exists with pyarrow, pytest and python-dateutil, and prints its
+# exists with pyarrow, pytest, python-dateutil and mypy, and prints its
 # interpreter's path. Environment: PYTHON (default python3).
 #
 #   python=$(bash bindings/python/venv.sh)
@@ -26,5 +26,6 @@ pip=("$venv/bin/python" -m pip --disable-pip-version-check --quiet)
 # fork while another thread holds it leaves the child blocked on its next
 # conversion (CPython does not reset per-module import locks in a child). The
 # fork tests test libfstore, not that.
-"${pip[@]}" install "pyarrow>=15" "pytest>=7" "python-dateutil>=2.8" >&2
+# mypy: the type check of the package's hints (tests/test_types.py).
+"${pip[@]}" install "pyarrow>=15" "pytest>=7" "python-dateutil>=2.8" "mypy>=1.10" >&2
 echo "$venv/bin/python"

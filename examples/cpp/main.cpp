@@ -3,7 +3,7 @@
 // Any Arrow C stream can be cached; to stay free of other libraries this
 // example caches a snapshot of the store's own manifest (itself an Arrow
 // stream). Real programs return data from nanoarrow, Arrow C++, DuckDB, ...
-#include <fstore.hpp>
+#include <fstore/fstore.hpp>
 
 #include <cstdio>
 #include <exception>

@@ -421,6 +421,24 @@ unsafe extern "C" fn release_stream(stream: *mut FFI_ArrowArrayStream) {
     stream.release = None;
 }
 
+/// The batches a stream exported here has not handed out yet, taken without
+/// going through the C interface (the stream is left released): what
+/// `fstore_result_new` holds of the library's own streams. `None`, leaving
+/// the stream untouched, for any other producer's stream.
+pub(crate) unsafe fn take_unread(stream: &mut FFI_ArrowArrayStream) -> Option<Data> {
+    let stream = (stream as *mut FFI_ArrowArrayStream).cast::<CStream>().as_mut()?;
+    let ours = release_stream as unsafe extern "C" fn(*mut FFI_ArrowArrayStream);
+    if !stream.release.is_some_and(|release| std::ptr::fn_addr_eq(release, ours)) {
+        return None;
+    }
+    let state = Box::from_raw(stream.private_data.cast::<StreamState>());
+    stream.private_data = std::ptr::null_mut();
+    stream.release = None;
+    let StreamState { mut data, next_batch, .. } = *state;
+    data.batches.drain(..next_batch.min(data.batches.len()));
+    Some(data)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

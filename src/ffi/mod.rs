@@ -16,8 +16,10 @@ mod error;
 mod export;
 mod handle;
 mod key;
+mod log;
 mod options;
 mod request;
+mod result;
 mod scan;
 mod sized;
 mod store;
@@ -25,8 +27,10 @@ mod stream;
 
 pub use error::*;
 pub use key::*;
+pub use log::*;
 pub use options::*;
 pub use request::*;
+pub use result::*;
 pub use scan::*;
 pub use store::*;
 

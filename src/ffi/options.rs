@@ -28,6 +28,9 @@ pub extern "C" fn fstore_options_new() -> *mut fstore_options {
 /// - `memory_cache_mb`: decoded entries kept in memory per store (default 64;
 ///   0 disables); served only while their file is unchanged
 /// - `manifest`: `auto` (default), `postgres` or `duckdb`
+/// - `metrics.max_symbols` (1000), `metrics.max_feature_sets` (100):
+///   distinct label values with metric series of their own; the rest share
+///   the value `other`
 /// - `postgres.dsn`, or `postgres.host`, `.port`, `.database`, `.user`,
 ///   `.password` (default: `PG_MANIFEST_DSN`, or `PG_HOST`, `PG_PORT`, ...)
 /// - `postgres.pool_min` (2), `postgres.pool_max` (16),

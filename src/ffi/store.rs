@@ -78,6 +78,7 @@ pub unsafe extern "C" fn fstore_store_open(
     out: *mut *mut fstore_store,
     error: *mut fstore_error,
 ) -> fstore_status {
+    super::log::install();
     boundary(error, || {
         let out = arg_mut(out, "out")?;
         let options = options.as_ref().map(|o| o.options.clone()).unwrap_or_default();
@@ -373,6 +374,29 @@ pub unsafe extern "C" fn fstore_store_warnings(store: *const fstore_store) -> *c
     enter(store).ok().and_then(|s| s.warnings.as_ref().map(|w| w.as_ptr())).unwrap_or(std::ptr::null())
 }
 
+/// Renders the store's metrics in the Prometheus text exposition format
+/// (version 0.0.4) into `*out`, NUL-terminated; free it with
+/// `fstore_string_free`. The series keep the `featurestore_` names of the
+/// design libfstore replaces: hits, misses and waits per symbol, computes
+/// and latency histograms per feature set (label values beyond
+/// `metrics.max_symbols` / `metrics.max_feature_sets` fold into `other`),
+/// errors per status, memory cache, pool and advisory-lock gauges, and
+/// `featurestore_info`. With PostgreSQL it queries `pg_locks`.
+#[no_mangle]
+pub unsafe extern "C" fn fstore_store_metrics(
+    store: *const fstore_store,
+    out: *mut *mut c_char,
+    error: *mut fstore_error,
+) -> fstore_status {
+    boundary(error, || {
+        let inside = enter(store)?;
+        let out = arg_mut(out, "out")?;
+        let text = inside.store.metrics()?;
+        *out = super::error::to_c_string(&text).into_raw();
+        OK
+    })
+}
+
 /// Connection pool figures.
 #[repr(C)]
 #[derive(Default)]
@@ -573,6 +597,7 @@ pub struct fstore_migration_report {
 /// workers run with `postgres.auto_migrate=false`.
 #[no_mangle]
 pub unsafe extern "C" fn fstore_migrate_schema(options: *const fstore_options, error: *mut fstore_error) -> fstore_status {
+    super::log::install();
     boundary(error, || {
         let options = arg(options, "options")?;
         crate::migration::migrate_schema(&options.options)?;
@@ -590,6 +615,7 @@ pub unsafe extern "C" fn fstore_migrate_manifest(
     out_size: usize,
     error: *mut fstore_error,
 ) -> fstore_status {
+    super::log::install();
     boundary(error, || {
         let options = arg(options, "options")?;
         check_out(out, out_size, "out")?;

@@ -33,6 +33,8 @@ if [ -z "${CC:-}" ]; then
 fi
 [ -f "$lib_dir/libfstore.so" ] || { echo "run.sh: $lib_dir/libfstore.so is missing; run 'cargo build --release' first" >&2; exit 1; }
 [ -f "$vectors" ] || { echo "run.sh: lock-key vectors $vectors not found" >&2; exit 1; }
+# The test links -lfstore, which records libfstore.so.0: give it that name.
+bash "$root/tests/lib_links.sh" "$lib_dir"
 
 variants=${FSTORE_C_VARIANTS:-plain valgrind asan}
 if [ "${FSTORE_SKIP_VALGRIND:-0}" = 1 ]; then

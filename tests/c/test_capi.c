@@ -1779,6 +1779,48 @@ static void put_sample(const fstore_store *store, const char *symbol, int32_t st
   EXPECT_OK(fstore_store_put(store, &key, &stream, &err), err);
 }
 
+/* Log lines a test's callback received. */
+static struct {
+  int warn, other;
+  char last[1024];
+} log_lines;
+
+static void log_lines_reset(void) { memset(&log_lines, 0, sizeof log_lines); }
+
+static void log_line(void *userdata, fstore_log_level level, const char *message) {
+  (void)userdata;
+  if (level == FSTORE_LOG_WARN) log_lines.warn++;
+  else log_lines.other++;
+  snprintf(log_lines.last, sizeof log_lines.last, "%s", message);
+}
+
+static void test_log_levels(void) {
+  char *dir = make_temp_dir();
+  fstore_options *options = fstore_options_new();
+  fstore_store *store = NULL;
+  fstore_error err = {0};
+  EXPECT_OK(fstore_options_set(options, "cache_dir", dir, &err), err);
+  EXPECT_OK(fstore_options_set(options, "postgres.host", "127.0.0.1", &err), err);
+  EXPECT_OK(fstore_options_set(options, "postgres.port", "1", &err), err);
+  EXPECT_OK(fstore_options_set(options, "postgres.connect_timeout_ms", "300", &err), err);
+  EXPECT(fstore_log_set_level(6, &err), FSTORE_STATUS_INVALID_ARGUMENT, err, "log level 6");
+  log_lines_reset();
+  fstore_log_set_callback(log_line, NULL);
+  EXPECT_OK(fstore_log_set_level(FSTORE_LOG_ERROR, &err), err); /* a warning is filtered out */
+  EXPECT_OK(fstore_store_open(options, &store, &err), err);
+  CHECK(fstore_store_warnings(store) != NULL);
+  CHECK(log_lines.warn == 0 && log_lines.other == 0);
+  fstore_store_close(&store);
+  EXPECT_OK(fstore_log_set_level(FSTORE_LOG_OFF, &err), err);
+  EXPECT_OK(fstore_store_open(options, &store, &err), err);
+  CHECK(log_lines.warn == 0 && log_lines.other == 0);
+  fstore_store_close(&store);
+  fstore_log_set_callback(NULL, NULL);
+  EXPECT_OK(fstore_log_set_level(FSTORE_LOG_WARN, &err), err);
+  fstore_options_free(&options);
+  remove_temp_dir(dir);
+}
+
 static void test_backend_choice(void) {
   static const char *const pg_vars[] = {"PG_MANIFEST_DSN", "PG_HOST", "PG_PORT", "PG_DATABASE", "PG_USER",
                                         "PG_PASSWORD"};
@@ -1831,9 +1873,17 @@ static void test_backend_choice(void) {
   EXPECT(fstore_store_open(options, &store, &err), FSTORE_STATUS_UNAVAILABLE, err, "127.0.0.1");
   CHECK(store == NULL);
   EXPECT(fstore_migrate_schema(options, &err), FSTORE_STATUS_UNAVAILABLE, err, "127.0.0.1");
-  /* ... under auto: the embedded manifest, with a warning that says why */
+  /* ... under auto: the embedded manifest, with a warning that says why,
+   * which also reaches the host's logger */
   EXPECT_OK(fstore_options_set(options, "manifest", "auto", &err), err);
+  log_lines_reset();
+  fstore_log_set_callback(log_line, NULL);
+  EXPECT_OK(fstore_log_set_level(FSTORE_LOG_WARN, &err), err);
   EXPECT_OK(fstore_store_open(options, &store, &err), err);
+  fstore_log_set_callback(NULL, NULL);
+  CHECK(log_lines.warn == 1 && log_lines.other == 0);
+  CHECK(strstr(log_lines.last, "127.0.0.1") != NULL && strstr(log_lines.last, "DuckDB") != NULL);
+  CHECK(strncmp(log_lines.last, "libfstore:", 10) != 0); /* the host's logger names the source */
   CHECK(strcmp(fstore_store_manifest_backend(store), "duckdb") == 0);
   CHECK(fstore_store_warnings(store) != NULL);
   if (fstore_store_warnings(store) != NULL) printf("  fallback warning: %s\n", fstore_store_warnings(store));
@@ -2413,6 +2463,7 @@ int main(int argc, char **argv) {
       {"close_from_a_callback", test_close_from_a_callback},
       {"timeout", test_timeout},
       {"backend_choice", test_backend_choice},
+      {"log_levels", test_log_levels},
       {"summary", test_summary},
       {"maintain", test_maintain},
       {"postgres", test_postgres},

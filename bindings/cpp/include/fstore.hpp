@@ -1,6 +1,7 @@
 // libfstore for C++17: RAII handles and exceptions over the C API in fstore.h.
 //
-// Header-only; link the C library (CMake: fstore::cpp, pkg-config: fstore).
+// Header-only; include it as <fstore/fstore.hpp> and link the C library
+// (CMake: fstore::cpp, pkg-config: fstore).
 // Every call delegates to one C function; failures throw fstore::Error, which
 // carries the status and the library's message. Nothing throws across the C
 // boundary: the compute trampoline catches every exception and reports it
@@ -27,6 +28,8 @@
 #include <utility>
 #include <vector>
 
+// Quoted, so that the fstore.h beside this file wins: installed, both sit in
+// include/fstore/; in the source tree, include/ is on the include path.
 #include "fstore.h"
 
 namespace fstore {
@@ -541,6 +544,17 @@ class Store {
       if (end == std::string_view::npos) break;
       rest.remove_prefix(end + 1);
     }
+    return out;
+  }
+
+  /// The store's metrics in the Prometheus text exposition format (0.0.4),
+  /// for a `/metrics` endpoint the host program serves.
+  std::string metrics() const {
+    char* text = nullptr;
+    detail::ErrorSlot error;
+    detail::check(fstore_store_metrics(store_.get(), &text, error.get()), error);
+    std::string out(text);
+    fstore_string_free(&text);
     return out;
   }
 

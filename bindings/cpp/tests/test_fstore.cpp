@@ -1,6 +1,6 @@
 // Tests of the C++ binding (fstore.hpp) against the real library: real files,
 // real threads. Arrow streams come from the C tests' helper (arrow_testing.h).
-#include <fstore.hpp>
+#include <fstore/fstore.hpp>
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -187,6 +187,30 @@ TEST(Store, GetOrComputeMissThenHit) {
   fstore::Stats stats = store.stats();
   EXPECT_EQ(stats.computes, 1u);
   EXPECT_GE(stats.hits, 2u);
+}
+
+TEST(Store, MetricsCountTheCallsMade) {
+  TempDir dir;
+  fstore::Store store(options_for(dir));
+  auto compute = [&](const fstore::Key&) { return sample(10, 5.0); };
+  EXPECT_EQ(store.get(kKey), std::nullopt);             // a miss
+  read_all(store.get_or_compute(kKey, compute));        // a miss and a compute
+  read_all(store.get_or_compute(kKey, compute));        // a hit
+  ASSERT_TRUE(store.get(kKey).has_value());             // a hit
+  const std::string text = store.metrics();
+  for (const char* line : {"featurestore_hits_total{symbol=\"AAPL\"} 2\n",
+                           "featurestore_misses_total{symbol=\"AAPL\"} 2\n",
+                           "featurestore_hit_ratio 0.5\n",
+                           "featurestore_computes_total{feature_set=\"returns\"} 1\n",
+                           "featurestore_compute_failures_total{feature_set=\"returns\"} 0\n",
+                           "featurestore_get_seconds_count{feature_set=\"returns\"} 4\n",
+                           "featurestore_compute_seconds_count{feature_set=\"returns\"} 1\n",
+                           "# TYPE featurestore_get_seconds histogram\n"}) {
+    EXPECT_NE(text.find(line), std::string::npos) << "missing: " << line << "in:\n" << text;
+  }
+  EXPECT_NE(text.find("featurestore_info{version=\"" + fstore::version() + "\",backend=\"duckdb\"} 1\n"),
+            std::string::npos)
+      << text;
 }
 
 TEST(Store, OutParameterCallableAndProjection) {

@@ -232,7 +232,8 @@ func newRequest(ctx context.Context, settings callSettings) (*request, error) {
 	// The context's deadline only ever shortens the wait: a far deadline
 	// must not lengthen what the store (or WithTimeout) allows. Rounded up,
 	// so that the context is done by the time the library gives up.
-	if deadline, ok := ctx.Deadline(); ok {
+	deadline, hasDeadline := ctx.Deadline()
+	if hasDeadline {
 		left := max(ceilMillis(time.Until(deadline)), 0)
 		if status := C.fstore_request_set_deadline_ms(r.c, C.int64_t(left), &cerr); status != C.FSTORE_STATUS_OK {
 			C.fstore_request_free(&r.c)
@@ -240,6 +241,11 @@ func newRequest(ctx context.Context, settings callSettings) (*request, error) {
 		}
 	}
 	r.stop = context.AfterFunc(ctx, func() {
+		// The library knows the deadline and ends the wait there as a
+		// timeout; cancelling as well would race it and count a cancellation.
+		if hasDeadline && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return
+		}
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		C.fstore_request_cancel(r.c) // NULL (already freed) is ignored
@@ -571,6 +577,22 @@ func (s *Store) Stats() (Stats, error) {
 		BytesWritten:    uint64(out.bytes_written),
 		BytesRead:       uint64(out.bytes_read),
 	}, nil
+}
+
+// Metrics renders the store's metrics in the Prometheus text exposition
+// format (0.0.4): the featurestore_* series (hits, misses and waits per
+// symbol, computes and latency histograms per feature set, errors per
+// status, memory cache, pool and advisory-lock gauges). Serve it from a
+// /metrics handler.
+func (s *Store) Metrics() (string, error) {
+	defer runtime.KeepAlive(s)
+	var text *C.char
+	var cerr C.fstore_error
+	if status := C.fstore_store_metrics(s.handle(), &text, &cerr); status != C.FSTORE_STATUS_OK {
+		return "", takeError(status, &cerr)
+	}
+	defer C.fstore_string_free(&text)
+	return C.GoString(text), nil
 }
 
 // Entries returns the manifest, one row per entry (entry_id, feature_set,

@@ -7,11 +7,14 @@
                          config={"window": 20})
         table = pa.table(store.get_or_compute(key, lambda k: compute_returns(k)))
 
-The library is loaded with ctypes from $FSTORE_LIBRARY (a file), else from
-$FSTORE_LIB_DIR (a directory), else wherever the dynamic loader finds
-libfstore. Results implement the Arrow PyCapsule interface
-(``__arrow_c_stream__``): pyarrow, polars and DuckDB read them directly;
-pyarrow is not required by this package.
+The library is loaded with ctypes when the package is imported: the copy
+bundled inside the package (``pip install ./bindings/python`` from a clone
+builds it), else $FSTORE_LIBRARY (a file), else $FSTORE_LIB_DIR (a
+directory), else wherever the dynamic loader finds libfstore. Its version
+must be the package's. Results implement the Arrow PyCapsule interface
+(``__arrow_c_stream__``) and can be read any number of times: pyarrow,
+polars, pandas (``to_pandas()``), DuckDB and nanoarrow read them directly;
+none of them is required by this package.
 """
 
 from __future__ import annotations
@@ -40,15 +43,20 @@ from ._errors import (
 from ._key import Key, encode_text as _encode_text
 from ._lib import FstoreError as _FstoreError, LibraryNotFound, lib as _lib, library_path
 from ._scan import MissingEntry, Scan
-from ._store import CancelToken, Stats, Store
+from ._store import ArrowStreamExportable, CancelToken, ComputeFn, Stats, Store
+from ._version import __version__
 
-__version__ = "0.1.0"
+# Load and check the library now: a missing library or one of another
+# version fails the import with the reason, not some later call.
+_lib()
 
 __all__ = [
     "ArrowStream",
+    "ArrowStreamExportable",
     "CallbackFailed",
     "CancelToken",
     "Cancelled",
+    "ComputeFn",
     "Corrupt",
     "DatabaseError",
     "Error",
@@ -69,6 +77,7 @@ __all__ = [
     "Unavailable",
     "library_path",
     "library_version",
+    "__version__",
     "lock_key",
     "status_name",
 ]
@@ -80,9 +89,10 @@ def lock_key(symbol: str) -> int:
     out = c_int64()
     err = _FstoreError()
     _check(_lib().fstore_lock_key(_encode_text(symbol, "symbol"), byref(out), byref(err)), err)
-    return out.value
+    return int(out.value)
 
 
 def library_version() -> str:
     """The version of the loaded libfstore, e.g. "0.1.0"."""
-    return _lib().fstore_version().decode("utf-8")
+    version: bytes = _lib().fstore_version()
+    return version.decode("utf-8")

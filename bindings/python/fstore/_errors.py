@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
+from typing import Any
 
 from ._lib import FstoreError, lib
 
@@ -35,15 +36,22 @@ def status_name(status: int) -> str:
 class Error(Exception):
     """A failed libfstore call: `status` (a `Status`) and the library's message."""
 
-    def __init__(self, status: int, message: str = ""):
+    sqlstate: str
+    """The SQLSTATE of the PostgreSQL error behind this one (e.g. "3D000",
+    "55P03"), or "" when there is none."""
+
+    def __init__(self, status: int, message: str = "", sqlstate: str = ""):
         # Only the message goes to the base classes: OSError would otherwise
         # read (status, message) as (errno, strerror).
         super().__init__(message)
+        # An int when the library returns a status newer than this package.
+        self.status: Status | int
         try:
             self.status = Status(status)
         except ValueError:
             self.status = status
         self.message = message
+        self.sqlstate = sqlstate
 
     @property
     def status_name(self) -> str:
@@ -55,12 +63,12 @@ class Error(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({int(self.status)}, {self.message!r})"
 
-    def __reduce__(self):
-        return (_rebuild, (int(self.status), self.message))
+    def __reduce__(self) -> tuple[Any, tuple[int, str, str]]:
+        return (_rebuild, (int(self.status), self.message, self.sqlstate))
 
 
-def _rebuild(status: int, message: str) -> Error:
-    return error_for(status, message)
+def _rebuild(status: int, message: str, sqlstate: str = "") -> Error:
+    return error_for(status, message, sqlstate)
 
 
 class InvalidArgument(Error, ValueError):
@@ -127,17 +135,19 @@ _CLASSES = {
 }
 
 
-def error_for(status: int, message: str) -> Error:
-    return _CLASSES.get(status, Error)(status, message)
+def error_for(status: int, message: str, sqlstate: str = "") -> Error:
+    cls: type[Error] = _CLASSES.get(status, Error)  # type: ignore[call-overload]
+    return cls(status, message, sqlstate)
 
 
 def take_error(status: int, err: FstoreError) -> Error:
     """The exception for a failed call, releasing `err`'s content."""
     try:
         message = ctypes.string_at(err.message).decode("utf-8", "replace") if err.message else ""
+        sqlstate = bytes(err.sqlstate).split(b"\0", 1)[0].decode("ascii", "replace")
     finally:
         lib().fstore_error_release(ctypes.byref(err))
-    return error_for(status, message)
+    return error_for(status, message, sqlstate)
 
 
 def check(status: int, err: FstoreError) -> None:

@@ -1,18 +1,21 @@
 """`fstore.Key`: the five parts of a cache key, converted for the C API.
 
 The library validates keys (name lengths, date order, config JSON) and
-canonicalises configs; this module only converts Python values.
+canonicalises configs; this module only converts Python values, and asks the
+library (`fstore_key_canonical`) what entry a key names, so that keys
+compare and hash as the library identifies entries.
 """
 
 from __future__ import annotations
 
+import ctypes
 import datetime
 import json
 import operator
 from typing import Any
 
-from ._errors import InvalidArgument, Status
-from ._lib import FstoreKey
+from ._errors import Error, InvalidArgument, Status, check
+from ._lib import ENTRY_ID_SIZE, FstoreError, FstoreKey, lib
 
 __all__ = ["Key", "to_days", "encode_text"]
 
@@ -75,10 +78,13 @@ class Key:
     Dates are `datetime.date` or days since 1970-01-01; `end_date` is
     inclusive. `config` is JSON text or a JSON-serialisable value (a dict or
     list, ...); equal configs name the same entry whatever their key order or
-    spacing. Keys are immutable and hashable.
+    spacing. Keys are immutable and hashable; two keys are equal exactly when
+    they name the same entry (``{"a": 1, "b": 2}`` and ``{"b": 2, "a": 1.0}``
+    do), as the library decides. A key the library refuses (a bad config,
+    say) equals only a key of the same parts.
     """
 
-    __slots__ = ("feature_set", "symbol", "start_date", "end_date", "config", "_c")
+    __slots__ = ("feature_set", "symbol", "start_date", "end_date", "config", "_c", "_identity")
 
     feature_set: str
     symbol: str
@@ -104,6 +110,7 @@ class Key:
         init(self, "end_date", to_days(end_date, "end_date"))
         init(self, "config", _config_text(config))
         init(self, "_c", None)
+        init(self, "_identity", None)
 
     @property
     def start(self) -> datetime.date:
@@ -115,23 +122,59 @@ class Key:
         """`end_date` as a `datetime.date`."""
         return datetime.date.fromordinal(self.end_date + _EPOCH_ORDINAL)
 
-    def _parts(self) -> tuple:
+    _c: FstoreKey | None
+    # ("entry", entry id, canonical config) for a valid key, else
+    # ("parts", its parts, the library's error).
+    _identity: tuple[Any, ...] | None
+
+    def _parts(self) -> tuple[str, str, int, int, str | None]:
         return (self.feature_set, self.symbol, self.start_date, self.end_date, self.config)
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("fstore.Key is immutable")
 
-    def __eq__(self, other):
-        return isinstance(other, Key) and self._parts() == other._parts()
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Key):
+            return NotImplemented
+        return self is other or self._identify()[:2] == other._identify()[:2]
 
-    def __hash__(self):
-        return hash(self._parts())
+    def __hash__(self) -> int:
+        return hash(self._identify()[:2])
+
+    @property
+    def entry_id(self) -> str:
+        """The id (hex) of the entry this key names: equal exactly for keys
+        that name one entry. Raises `InvalidArgument` for a key the library
+        refuses."""
+        return str(self._valid_identity()[1])
+
+    @property
+    def canonical_config(self) -> str:
+        """The config as the library identifies it (canonical JSON)."""
+        return str(self._valid_identity()[2])
+
+    def _valid_identity(self) -> tuple[Any, ...]:
+        identity = self._identify()
+        if identity[0] != "entry":
+            raise identity[2]
+        return identity
+
+    def _identify(self) -> tuple[Any, ...]:
+        """What names this key's entry, asked of the library once per key."""
+        identity = self._identity
+        if identity is None:
+            try:
+                identity = ("entry", *_canonical(self.to_c()))
+            except Error as e:
+                identity = ("parts", self._parts(), e)
+            object.__setattr__(self, "_identity", identity)
+        return identity
 
     def __repr__(self) -> str:
         config = "" if self.config is None else f", config={self.config!r}"
         return f"Key({self.feature_set!r}, {self.symbol!r}, {_show(self.start_date)}, {_show(self.end_date)}{config})"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[Key], tuple[str, str, int, int, str | None]]:
         return (Key, self._parts())
 
     def to_c(self) -> FstoreKey:
@@ -149,3 +192,17 @@ class Key:
             )
             object.__setattr__(self, "_c", c)
         return c
+
+
+def _canonical(key: FstoreKey) -> tuple[str, str]:
+    """(entry id, canonical config) of `key`, from the library."""
+    config = ctypes.c_void_p()
+    entry_id = ctypes.create_string_buffer(ENTRY_ID_SIZE)
+    err = FstoreError()
+    L = lib()
+    check(L.fstore_key_canonical(ctypes.byref(key), ctypes.byref(config), entry_id, ctypes.byref(err)), err)
+    try:
+        text = ctypes.string_at(config.value).decode("utf-8") if config.value else ""
+    finally:
+        L.fstore_string_free(ctypes.byref(config))
+    return entry_id.value.decode("ascii"), text

@@ -26,6 +26,9 @@ from ctypes import (
     c_uint64,
     c_void_p,
 )
+from typing import Any, Optional
+
+from ._version import __version__
 
 __all__ = ["lib", "LibraryNotFound", "FstoreError", "FstoreKey", "FstoreStats", "ArrowArrayStream", "COMPUTE_FN"]
 
@@ -33,6 +36,9 @@ __all__ = ["lib", "LibraryNotFound", "FstoreError", "FstoreKey", "FstoreStats", 
 class LibraryNotFound(ImportError):
     """libfstore could not be located or loaded."""
 
+
+# Length of an entry id written by fstore_key_canonical, with its NUL.
+ENTRY_ID_SIZE = 65
 
 # fstore_status values the binding itself needs (the header's constants).
 STATUS_OK = 0
@@ -120,6 +126,9 @@ _KEY = POINTER(FstoreKey)
 # name: (restype, argtypes)
 _SIGNATURES = {
     "fstore_version": (c_char_p, []),
+    "fstore_version_number": (c_uint32, []),
+    "fstore_key_canonical": (c_uint32, [_KEY, POINTER(c_void_p), c_char_p, _ERR]),
+    "fstore_string_free": (None, [POINTER(c_void_p)]),
     "fstore_status_name": (c_char_p, [c_uint32]),
     "fstore_error_release": (None, [_ERR]),
     "fstore_error_set": (None, [c_void_p, c_uint32, c_char_p]),
@@ -145,13 +154,23 @@ _SIGNATURES = {
     "fstore_store_scan": (c_uint32, [c_void_p, POINTER(FstoreScanRequest), _STREAM, _STREAM, _ERR]),
     "fstore_store_flush": (c_uint32, [c_void_p, _ERR]),
     "fstore_store_manifest_backend": (c_char_p, [c_void_p]),
+    "fstore_result_new": (c_uint32, [_STREAM, POINTER(c_void_p), _ERR]),
+    "fstore_result_export": (c_uint32, [c_void_p, c_void_p, _ERR]),
+    "fstore_result_row_count": (c_uint64, [c_void_p]),
+    "fstore_result_batch_count": (c_uint64, [c_void_p]),
+    "fstore_result_free": (None, [POINTER(c_void_p)]),
 }
 
 _HOW_TO = (
-    "set FSTORE_LIBRARY to the full path of the shared library "
-    "(e.g. /opt/fstore/lib/libfstore.so), or FSTORE_LIB_DIR to the directory that holds it, "
-    "or install it where the dynamic loader finds it"
+    "install the package from a clone (pip install ./bindings/python), which bundles the library; "
+    "or set FSTORE_LIBRARY to the full path of libfstore.so (e.g. /opt/fstore/lib/libfstore.so), "
+    "or FSTORE_LIB_DIR to the directory that holds it, or install it where the dynamic loader finds it"
 )
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# What setup.py names the library it bundles, with the platform's suffix.
+_BUNDLED_PREFIX = "_libfstore."
+_LIBRARY_SUFFIXES = (".so", ".dylib", ".dll", ".pyd")
 
 
 def _library_file_names() -> list[str]:
@@ -162,7 +181,24 @@ def _library_file_names() -> list[str]:
     return ["libfstore.so"]
 
 
+def _bundled() -> Optional[str]:
+    """The library installed inside the package, if any."""
+    try:
+        names = sorted(os.listdir(_PACKAGE_DIR))
+    except OSError:
+        return None
+    for name in names:
+        if name.startswith(_BUNDLED_PREFIX) and name.endswith(_LIBRARY_SUFFIXES):
+            return os.path.join(_PACKAGE_DIR, name)
+    return None
+
+
 def _locate() -> str:
+    """Next to the package first, then $FSTORE_LIBRARY (a file), then
+    $FSTORE_LIB_DIR (a directory), then wherever the dynamic loader looks."""
+    bundled = _bundled()
+    if bundled:
+        return bundled
     path = os.environ.get("FSTORE_LIBRARY")
     if path:
         if not os.path.isfile(path):
@@ -183,13 +219,33 @@ def _locate() -> str:
     raise LibraryNotFound(f"libfstore not found: {_HOW_TO}")
 
 
-_loaded: ctypes.CDLL | None = None
+def _check_version(loaded: ctypes.CDLL, path: str) -> None:
+    """Refuses a library of another version than the package's: their C
+    declarations (struct layouts, signatures) would not match."""
+    try:
+        version_fn = loaded.fstore_version
+    except AttributeError as e:
+        raise LibraryNotFound(f"{path} does not export fstore_version: is it libfstore?") from e
+    version_fn.restype = c_char_p
+    version_fn.argtypes = []
+    raw = version_fn()
+    found = raw.decode("utf-8", "replace") if raw else "(none)"
+    if found != __version__:
+        raise LibraryNotFound(
+            f"{path} is libfstore {found}, but this fstore package is {__version__}: the two must be the same "
+            "version. Reinstall the package from the clone the library was built from "
+            "(pip install ./bindings/python), or point FSTORE_LIBRARY at a libfstore.so of version "
+            f"{__version__}"
+        )
+
+
+_loaded: Optional[ctypes.CDLL] = None
 _load_lock = threading.Lock()
 
 
 def lib() -> ctypes.CDLL:
-    """The loaded library, with every signature declared. Loaded on first use
-    so that `import fstore` works (for docs and tooling) without it."""
+    """The loaded library, its version checked and every signature declared
+    (loaded once, when the package is imported)."""
     global _loaded
     if _loaded is not None:
         return _loaded
@@ -201,6 +257,7 @@ def lib() -> ctypes.CDLL:
                 loaded = ctypes.CDLL(path)
             except OSError as e:
                 raise LibraryNotFound(f"cannot load {path}: {e}; {_HOW_TO}") from e
+            _check_version(loaded, path)
             for name, (restype, argtypes) in _SIGNATURES.items():
                 try:
                     fn = getattr(loaded, name)
@@ -213,5 +270,6 @@ def lib() -> ctypes.CDLL:
 
 
 def library_path() -> str:
-    """Where libfstore is loaded from (after `lib()`), as the loader reports it."""
-    return lib()._name
+    """Where libfstore is loaded from, as the loader reports it."""
+    name: str = lib()._name
+    return name

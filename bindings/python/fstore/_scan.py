@@ -5,12 +5,17 @@ from __future__ import annotations
 
 from ctypes import POINTER, byref, c_char_p, cast
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from ._arrow import ArrowStream
 from ._errors import check
 from ._key import Key, _config_text, encode_text, to_days
 from ._lib import ArrowArrayStream, FstoreError, FstoreScanRequest, lib
+
+if TYPE_CHECKING:
+    import pandas
+    import polars
+    import pyarrow
 
 __all__ = ["MissingEntry", "Scan"]
 
@@ -30,18 +35,32 @@ class Scan:
     ``fstore_start_date`` and ``fstore_end_date`` in front; the object itself
     implements the Arrow PyCapsule interface, so ``pyarrow.table(scan)`` or
     ``pyarrow.RecordBatchReader.from_stream(scan)`` read it. `missing` lists
-    the entries whose file is gone or fails verification (never computed).
+    the entries whose file is gone or fails verification (never computed);
+    `missing_data` holds them as Arrow data (feature_set, symbol, start_date,
+    end_date, config, reason). Both read any number of times.
     """
 
-    __slots__ = ("data", "_missing_stream", "_missing")
+    __slots__ = ("data", "missing_data", "_missing")
 
-    def __init__(self, data: ArrowStream, missing: ArrowStream):
+    def __init__(self, data: ArrowStream, missing: ArrowStream) -> None:
         self.data = data
-        self._missing_stream = missing
+        self.missing_data = missing
         self._missing: Optional[list[MissingEntry]] = None
 
     def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
         return self.data.__arrow_c_stream__(requested_schema)
+
+    def to_pyarrow(self) -> "pyarrow.Table":
+        """`data` as a `pyarrow.Table` (needs pyarrow)."""
+        return self.data.to_pyarrow()
+
+    def to_polars(self) -> "polars.DataFrame":
+        """`data` as a `polars.DataFrame` (needs polars)."""
+        return self.data.to_polars()
+
+    def to_pandas(self) -> "pandas.DataFrame":
+        """`data` as a `pandas.DataFrame` (needs pandas and pyarrow)."""
+        return self.data.to_pandas()
 
     @property
     def missing(self) -> list[MissingEntry]:
@@ -51,7 +70,7 @@ class Scan:
                 import pyarrow
             except ImportError as e:
                 raise ImportError("Scan.missing needs pyarrow (pip install pyarrow)") from e
-            table = pyarrow.RecordBatchReader.from_stream(self._missing_stream).read_all()
+            table = pyarrow.RecordBatchReader.from_stream(self.missing_data).read_all()
             self._missing = [
                 MissingEntry(
                     Key(row["feature_set"], row["symbol"], row["start_date"], row["end_date"], row["config"]),
@@ -63,13 +82,13 @@ class Scan:
 
     def close(self) -> None:
         self.data.close()
-        self._missing_stream.close()
+        self.missing_data.close()
 
     def __repr__(self) -> str:
         return f"<fstore.Scan data={self.data!r}>"
 
 
-def _strings(values: Optional[Iterable[str]], what: str):
+def _strings(values: Optional[Iterable[str]], what: str) -> tuple[Any, int]:
     """A C array of the encoded values (non-NULL even when empty, so that the
     library can tell an empty list from none), and its length."""
     if values is None:
@@ -81,7 +100,7 @@ def _strings(values: Optional[Iterable[str]], what: str):
     return cast(array, POINTER(c_char_p)), len(encoded)
 
 
-def run(handle: int, feature_set: str, start_date: Any, end_date: Any, symbols: Optional[Iterable[str]],
+def run(handle: Optional[int], feature_set: str, start_date: Any, end_date: Any, symbols: Optional[Iterable[str]],
         config: Any, columns: Optional[Iterable[str]]) -> Scan:
     symbol_array, symbol_count = _strings(symbols, "symbols")
     column_array, column_count = _strings(columns, "columns")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import datetime
 import itertools
@@ -13,7 +12,7 @@ import sys
 import threading
 from ctypes import byref, c_bool, c_char_p, c_void_p
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional, Protocol
 
 from ._arrow import ArrowStream, move_stream_into, stream_capsule_of
 from ._errors import Error, InvalidArgument, InvalidState, Status, check, take_error
@@ -28,11 +27,26 @@ from ._lib import (
     STATUS_OK,
     ArrowArrayStream,
     FstoreError,
+    FstoreKey,
     FstoreStats,
     lib,
 )
 
-__all__ = ["Store", "Stats", "CancelToken"]
+__all__ = ["Store", "Stats", "CancelToken", "ComputeFn", "ArrowStreamExportable"]
+
+
+class ArrowStreamExportable(Protocol):
+    """Anything exporting the Arrow PyCapsule stream interface: a pyarrow
+    Table or RecordBatchReader, a polars DataFrame, an `fstore.ArrowStream`..."""
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
+
+
+class ComputeFn(Protocol):
+    """What `Store.get_or_compute` calls on a miss: ``compute(key)`` returns
+    the features of `key` as Arrow data."""
+
+    def __call__(self, key: Key, /) -> ArrowStreamExportable: ...
 
 # How often a waiting caller wakes up to let signal handlers (Ctrl-C) run.
 _WAIT_SLICE = 0.05
@@ -123,7 +137,7 @@ def _new_request(columns: Optional[Iterable[str]], timeout: Any) -> int:
             check(L.fstore_request_set_columns(request, array, len(names), byref(err)), err)
         if timeout is not None:
             check(L.fstore_request_set_timeout_ms(request, _timeout_ms(timeout), byref(err)), err)
-        return request
+        return int(request)
     except BaseException:
         _free_request(request)
         raise
@@ -152,7 +166,7 @@ def _option_text(name: str, value: Any) -> str:
     raise TypeError(f"option {name!r}: expected a str, int, bool or path, not {type(value).__name__}")
 
 
-def _c_key(key: Key):
+def _c_key(key: Key) -> FstoreKey:
     if not isinstance(key, Key):
         raise TypeError(f"key must be an fstore.Key, not {type(key).__name__}")
     return key._c or key.to_c()
@@ -181,21 +195,21 @@ class _Workers:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._idle: list[queue.SimpleQueue] = []
+        self._idle: list[queue.SimpleQueue[Callable[[], None]]] = []
         self._names = itertools.count(1)
 
     def submit(self, job: Callable[[], None]) -> None:
         with self._lock:
             inbox = self._idle.pop() if self._idle else None
         if inbox is None:
-            inbox = queue.SimpleQueue()
+            inbox = queue.SimpleQueue[Callable[[], None]]()
             thread = threading.Thread(
                 target=self._serve, args=(inbox,), name=f"fstore-worker-{next(self._names)}", daemon=True
             )
             thread.start()
         inbox.put(job)
 
-    def _serve(self, inbox: queue.SimpleQueue) -> None:
+    def _serve(self, inbox: queue.SimpleQueue[Callable[[], None]]) -> None:
         while True:
             try:
                 job = inbox.get(timeout=self.IDLE_SECONDS)
@@ -234,7 +248,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _trampoline(userdata, key, out, error):
+def _trampoline(userdata: int, key: int, out: int, error: int) -> int:
     # Never let an exception escape into C (ctypes would print it and return 0, "OK").
     try:
         call = _calls.get(userdata)
@@ -263,7 +277,7 @@ class _ComputeCall:
     otherwise. Only the main thread is ever interrupted by a signal; the
     worker's own code always runs to its end."""
 
-    def __init__(self, compute: Callable[[Key], Any], key: Key, request: int, store: Store, token: Optional[CancelToken]):
+    def __init__(self, compute: ComputeFn, key: Key, request: Optional[int], store: Store, token: Optional[CancelToken]):
         self.id = next(_call_ids)
         self.cond = threading.Condition(threading.Lock())
         self.compute = compute
@@ -274,7 +288,7 @@ class _ComputeCall:
         self.caller_thread = threading.get_ident()
         self.caller_frame: Any = None  # the caller's get_or_compute frame, while the C call runs
         self.pending = False  # the worker asks the caller to compute
-        self.answer: Optional[tuple] = None  # (capsule, exception)
+        self.answer: Optional[tuple[object, Optional[BaseException]]] = None  # (capsule, exception)
         self.abandoned = False  # the caller stopped waiting
         self.done = False
         self.result: Optional[ArrowStream] = None
@@ -307,7 +321,7 @@ class _ComputeCall:
         _calls.pop(self.id, None)
 
     # The worker thread.
-    def run(self, store_handle: int, c_key, on_exit: Callable[[], None]) -> None:
+    def run(self, store_handle: Optional[int], c_key: FstoreKey) -> None:
         out = ArrowArrayStream()
         err = FstoreError()
         try:
@@ -328,7 +342,6 @@ class _ComputeCall:
                 self.cond.notify_all()
             _free_request(request)
             _calls.pop(self.id, None)
-            on_exit()
 
     # The worker thread, inside the C call.
     def compute_into(self, out: int, error: int) -> int:
@@ -350,9 +363,9 @@ class _ComputeCall:
             return _report(error, STATUS_CALLBACK_FAILED, _describe(exc))
         try:
             move_stream_into(capsule, out)
-        except BaseException as exc:
-            self.compute_error = exc
-            return _report(error, STATUS_CALLBACK_FAILED, _describe(exc))
+        except BaseException as failure:
+            self.compute_error = failure
+            return _report(error, STATUS_CALLBACK_FAILED, _describe(failure))
         return STATUS_OK
 
     def _caller_gave_up(self, exc: BaseException) -> bool:
@@ -373,7 +386,7 @@ class _ComputeCall:
             self._compute()
 
     def _compute(self) -> None:
-        answer = (None, RuntimeError("the compute did not finish"))
+        answer: tuple[object, Optional[BaseException]] = (None, RuntimeError("the compute did not finish"))
         try:
             value = self.compute(self.key)
             answer = (stream_capsule_of(value, "the value compute returned"), None)
@@ -423,12 +436,12 @@ class Store:
     Use it as a context manager, or call `close()`.
     """
 
-    def __init__(self, cache_dir: Optional[str | os.PathLike] = None, options: Optional[Mapping[str, Any]] = None):
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)  # notified when a call ends while closing
+    def __init__(
+        self, cache_dir: Optional[str | os.PathLike[str]] = None, options: Optional[Mapping[str, Any]] = None
+    ) -> None:
+        self._close_lock = threading.Lock()
         self._handle: Optional[int] = None
-        self._uses: list[None] = []  # one item per call using the handle
-        self._closing = False
+        self._closed = False
         self._pid = os.getpid()
         settings: list[tuple[str, Any]] = []
         if cache_dir is not None:
@@ -454,78 +467,60 @@ class Store:
         finally:
             L.fstore_options_free(byref(c_void_p(opts)))
 
-    # Lifetime: each call holds a use of the handle; close() waits until no
-    # call uses it, then flushes and frees it. Nothing else frees it but the
-    # garbage collector (__del__). A use is an item of _uses, taken without
-    # the lock (list.append and pop are atomic; a lock costs as much as a
-    # hit): a call adds its use before it looks at _closing, close() sets
-    # _closing before it looks at _uses, so one of them sees the other.
-
-    def _enter(self) -> int:
-        self._uses.append(None)
-        handle = self._handle
-        if handle is None or self._closing:
-            self._exit()
-            raise InvalidState(Status.INVALID_STATE, "the store is closed")
-        return handle
-
-    def _exit(self) -> None:
-        self._uses.pop()
-        if self._closing:
-            with self._lock:
-                self._idle.notify_all()
-
-    @contextlib.contextmanager
-    def _use(self):
-        handle = self._enter()
-        try:
-            yield handle
-        finally:
-            self._exit()
+    # Lifetime: the library answers for the handle. Calls pass its value
+    # without any bookkeeping here: one racing with close(), or made after
+    # it, gets INVALID_STATE ("the store is closed") from the library, which
+    # keeps a closed handle valid for exactly that. Only this binding's own
+    # get_or_compute calls are tracked (in _calls, for their computes), so
+    # that close() can report the manifest failure of a compute it waited for.
 
     def close(self) -> None:
-        """Waits for the calls still running on other threads, then flushes
-        the manifest and closes the store, raising if the manifest failed.
-        New calls are refused from the start. The wait takes as long as those
-        calls (each bounded by its own timeout, besides a running compute);
-        Ctrl-C interrupts it, and close() can then be called again. Calling
-        it from a compute of this store raises InvalidState: it would wait
-        for itself."""
+        """Closes the store: calls still waiting on other threads end with
+        `Cancelled`, computes running on them finish and are published, and
+        close() waits for those, flushes the manifest and raises if it
+        failed. Calls made later raise InvalidState. A second close() does
+        nothing. Ctrl-C interrupts the wait, and close() can then be called
+        again. Calling it from a compute of this store raises InvalidState:
+        it would wait for itself."""
         for call in list(_calls.values()):
             if call.store is self and call.caller_thread == threading.get_ident() and call.caller_present():
                 raise InvalidState(
                     Status.INVALID_STATE, "close() was called from a compute of this store, which it would wait for"
                 )
-        with self._lock:
-            self._closing = True
-            while self._uses and self._handle is not None:
-                self._idle.wait(_WAIT_SLICE)
-            handle, self._handle = self._handle, None
-        if handle is None:
-            return  # closed already (or by a concurrent close())
-        err = FstoreError()
-        status = STATUS_OK
-        try:
-            if os.getpid() == self._pid:
-                status = lib().fstore_store_flush(handle, byref(err))
-        finally:
-            _close_handle(handle)
-        check(status, err)
+        with self._close_lock:
+            if self._closed or not self._handle:
+                return
+            # As the library's close does for every call, but first, so that
+            # the flush below covers what the computes publish.
+            ours = [call for call in list(_calls.values()) if call.store is self]
+            for call in ours:
+                call.cancel()
+            for call in ours:
+                while not call.done:
+                    call.wait_done(_WAIT_SLICE)
+            self._closed = True
+            err = FstoreError()
+            status = STATUS_OK
+            try:
+                if os.getpid() == self._pid:
+                    status = lib().fstore_store_flush(self._handle, byref(err))
+            finally:
+                _close_handle(self._handle)
+            check(status, err)
 
     @property
     def closed(self) -> bool:
-        return self._closing or self._handle is None
+        return self._closed
 
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __del__(self) -> None:
-        handle, self._handle = getattr(self, "_handle", None), None
         try:
-            _close_handle(handle)
+            _close_handle(getattr(self, "_handle", None))
         except Exception:
             pass
 
@@ -537,7 +532,7 @@ class Store:
     def get_or_compute(
         self,
         key: Key,
-        compute: Callable[[Key], Any],
+        compute: ComputeFn,
         columns: Optional[Iterable[str]] = None,
         timeout: Optional[float | datetime.timedelta] = None,
         cancel: Optional[CancelToken] = None,
@@ -588,20 +583,15 @@ class Store:
             return hit
         call = _ComputeCall(compute, key, request, self, cancel)
         call.caller_frame = sys._getframe()
-        try:
-            handle = self._enter()
-        except BaseException:
-            call.discard()
-            raise
+        handle = self._handle
         _calls[call.id] = call
         if cancel is not None:
             cancel._attach(call)
         try:
             try:
-                _workers.submit(lambda: call.run(handle, c_key, self._exit))
+                _workers.submit(lambda: call.run(handle, c_key))
             except BaseException:
                 call.discard()
-                self._exit()
                 raise
             try:
                 call.serve()
@@ -614,17 +604,13 @@ class Store:
                 cancel._detach(call)
         return call.outcome()
 
-    def _try_get(self, c_key, request: Optional[int]) -> Optional[ArrowStream]:
+    def _try_get(self, c_key: FstoreKey, request: Optional[int]) -> Optional[ArrowStream]:
         """What get_or_compute answers without waiting or computing
         (fstore_store_try_get): the entry, or None. Anything but a hit takes
         the slow path, which meets and reports any error itself: so the try
         needs no error struct."""
         out = ArrowArrayStream()
-        handle = self._enter()
-        try:
-            status = lib().fstore_store_try_get(handle, byref(c_key), request, byref(out), None)
-        finally:
-            self._exit()
+        status = lib().fstore_store_try_get(self._handle, byref(c_key), request, byref(out), None)
         return ArrowStream(out) if status == STATUS_OK else None
 
     def get(self, key: Key, columns: Optional[Iterable[str]] = None) -> Optional[ArrowStream]:
@@ -635,11 +621,7 @@ class Store:
         out = ArrowArrayStream()
         err = FstoreError()
         try:
-            handle = self._enter()
-            try:
-                status = lib().fstore_store_get(handle, byref(c_key), request, byref(out), byref(err))
-            finally:
-                self._exit()
+            status = lib().fstore_store_get(self._handle, byref(c_key), request, byref(out), byref(err))
         finally:
             _free_request(request)
         if status == STATUS_NOT_FOUND:
@@ -654,19 +636,17 @@ class Store:
         c_key = _c_key(key)
         capsule = stream_capsule_of(data, "data")
         err = FstoreError()
-        with self._use() as handle:
-            stream = ArrowArrayStream()
-            move_stream_into(capsule, ctypes.addressof(stream))
-            # fstore_store_put owns the stream from here, whatever happens.
-            status = lib().fstore_store_put(handle, byref(c_key), byref(stream), byref(err))
+        stream = ArrowArrayStream()
+        move_stream_into(capsule, ctypes.addressof(stream))
+        # fstore_store_put owns the stream from here, whatever happens.
+        status = lib().fstore_store_put(self._handle, byref(c_key), byref(stream), byref(err))
         check(status, err)
 
     def invalidate(self, key: Key) -> bool:
         """Removes the entry of `key`; returns whether there was one."""
         c_key = _c_key(key)
         err = FstoreError()
-        with self._use() as handle:
-            status = lib().fstore_store_invalidate(handle, byref(c_key), byref(err))
+        status = lib().fstore_store_invalidate(self._handle, byref(c_key), byref(err))
         if status == STATUS_NOT_FOUND:
             lib().fstore_error_release(byref(err))
             return False
@@ -678,8 +658,7 @@ class Store:
         c_key = _c_key(key)
         found = c_bool()
         err = FstoreError()
-        with self._use() as handle:
-            check(lib().fstore_store_contains(handle, byref(c_key), byref(found), byref(err)), err)
+        check(lib().fstore_store_contains(self._handle, byref(c_key), byref(found), byref(err)), err)
         return bool(found.value)
 
     def __contains__(self, key: Key) -> bool:
@@ -689,17 +668,15 @@ class Store:
         """The store's counters since it was opened."""
         raw = FstoreStats()
         err = FstoreError()
-        with self._use() as handle:
-            check(lib().fstore_store_stats(handle, byref(raw), ctypes.sizeof(raw), byref(err)), err)
-        return Stats(**{name: getattr(raw, name) for name, _ in FstoreStats._fields_})
+        check(lib().fstore_store_stats(self._handle, byref(raw), ctypes.sizeof(raw), byref(err)), err)
+        return Stats(**{field[0]: getattr(raw, field[0]) for field in FstoreStats._fields_})
 
     def entries(self) -> ArrowStream:
         """The manifest, one row per entry (entry_id, feature_set, symbol,
         start_date, end_date, config, path, rows, bytes, checksum, created_at)."""
         out = ArrowArrayStream()
         err = FstoreError()
-        with self._use() as handle:
-            check(lib().fstore_store_list(handle, byref(out), byref(err)), err)
+        check(lib().fstore_store_list(self._handle, byref(out), byref(err)), err)
         return ArrowStream(out)
 
     def scan(
@@ -716,21 +693,18 @@ class Store:
         empty list is refused), as one Arrow stream with the key columns in
         front. Never computes: listed entries whose file is gone or fails
         verification are in the result's `missing`."""
-        with self._use() as handle:
-            return _scan.run(handle, feature_set, start_date, end_date, symbols, config, columns)
+        return _scan.run(self._handle, feature_set, start_date, end_date, symbols, config, columns)
 
     def flush(self) -> None:
         """Waits until the manifest records every entry published so far;
         raises if a manifest update failed since the last flush."""
         err = FstoreError()
-        with self._use() as handle:
-            check(lib().fstore_store_flush(handle, byref(err)), err)
+        check(lib().fstore_store_flush(self._handle, byref(err)), err)
 
     @property
     def manifest_backend(self) -> str:
         """The manifest backend in use, e.g. "duckdb"."""
-        with self._use() as handle:
-            name = lib().fstore_store_manifest_backend(handle)
+        name = lib().fstore_store_manifest_backend(self._handle)
         return name.decode("utf-8") if name else ""
 
 

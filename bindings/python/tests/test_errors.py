@@ -172,3 +172,23 @@ def test_store_in_a_forked_child_is_invalid_state(store, key):
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     assert store.contains(key)  # the parent's store is unaffected
+
+
+def test_a_postgresql_refusal_carries_its_sqlstate(tmp_path):
+    import os
+    import pickle
+
+    dsn = os.environ.get("FSTORE_TEST_PG_DSN")
+    if not dsn:
+        pytest.skip("set FSTORE_TEST_PG_DSN to a PostgreSQL server (tests/run_all.sh starts one)")
+    options = {"manifest": "postgres", "postgres.dsn": f"{dsn} dbname=fstore_no_such_database", "wait.timeout_ms": 2000}
+    with pytest.raises(fstore.Unavailable, match="fstore_no_such_database") as caught:
+        fstore.Store(tmp_path / "cache", options=options)
+    assert caught.value.sqlstate == "3D000"
+    assert pickle.loads(pickle.dumps(caught.value)).sqlstate == "3D000"
+
+
+def test_an_error_without_postgresql_behind_it_has_no_sqlstate(store):
+    with pytest.raises(fstore.InvalidArgument) as caught:
+        store.get(fstore.Key("f", "", 0, 1))
+    assert caught.value.sqlstate == ""

@@ -167,17 +167,20 @@ def test_manifest_backend_and_versions(store):
     assert fstore.status_name(fstore.Status.TIMEOUT) == "timeout"
 
 
-def test_a_stream_is_read_once_and_knows_it(store, key):
+def test_a_result_is_read_many_times_until_closed(store, key):
     store.put(key, make_table(3))
-    stream = store.get(key)
-    assert not stream.closed
-    assert stream.to_pyarrow().equals(make_table(3))
-    assert stream.closed
-    with pytest.raises(fstore.InvalidState, match="already consumed"):
-        pa.table(stream)
-    with store.get(key) as unread:
+    result = store.get(key)
+    assert not result.closed
+    assert (result.num_rows, result.num_batches) == (3, 1)
+    assert result.to_pyarrow().equals(make_table(3))
+    assert pa.table(result).equals(make_table(3)), "read again"
+    result.close()
+    assert result.closed
+    with pytest.raises(fstore.InvalidState, match="closed"):
+        pa.table(result)
+    with store.get(key) as unclosed:
         pass
-    assert unread.closed
+    assert unclosed.closed
 
 
 def test_record_batch_reader_from_stream(store, key):
@@ -202,44 +205,41 @@ def test_large_entry_round_trip(store, key):
     assert pa.table(store.get(key)).equals(table)
 
 
-def test_an_unread_capsule_releases_its_stream():
-    # The capsule destructor must release a stream nobody consumed. A
-    # generator-backed pyarrow reader shows it: releasing it drops the generator.
+def test_an_unread_capsule_and_its_result_release_the_buffers():
+    # The data's buffers are pyarrow's own here (allocated from its pool):
+    # they must stay while the result or a stream exported from it holds
+    # them, and go when the last of those goes, read or not.
     from fstore._arrow import ArrowStream, move_stream_into, stream_capsule_of
     from fstore._lib import ArrowArrayStream
     import ctypes
 
-    class Marker:
-        pass
-
-    def released_when_dropped(consume_capsule: bool) -> bool:
-        marker = Marker()
-        alive = weakref.ref(marker)
-        schema = pa.schema([("a", pa.int64())])
-
-        def batches(held):
-            yield pa.record_batch([pa.array([1])], schema=schema)
-
-        reader = pa.RecordBatchReader.from_batches(schema, batches(marker))
-        del marker
-        struct = ArrowArrayStream()
-        move_stream_into(stream_capsule_of(reader, "reader"), ctypes.addressof(struct))
-        del reader
-        stream = ArrowStream(struct)
-        if consume_capsule:
-            capsules = [stream.__arrow_c_stream__()]
-            del stream
-            gc.collect()
-            still = alive() is not None
-            capsules.clear()
-        else:
-            still = True
-            del stream
+    def held_after(drop_result_first: bool) -> tuple[int, int, int]:
         gc.collect()
-        return still and alive() is None
+        base = pa.total_allocated_bytes()
+        table = pa.table({"a": pa.array(range(100_000), pa.int64())})
+        struct = ArrowArrayStream()
+        move_stream_into(stream_capsule_of(table, "table"), ctypes.addressof(struct))
+        del table
+        result = ArrowStream(struct)
+        capsule = result.__arrow_c_stream__()
+        unread = pa.total_allocated_bytes() - base
+        if drop_result_first:
+            del result
+            gc.collect()
+            by_capsule = pa.total_allocated_bytes() - base
+            del capsule
+        else:
+            del capsule
+            gc.collect()
+            by_capsule = pa.total_allocated_bytes() - base
+            del result
+        gc.collect()
+        return unread, by_capsule, pa.total_allocated_bytes() - base
 
-    assert released_when_dropped(consume_capsule=True)
-    assert released_when_dropped(consume_capsule=False)
+    for drop_result_first in (True, False):
+        unread, by_one, none = held_after(drop_result_first)
+        assert unread >= 800_000 and by_one == unread, (drop_result_first, unread, by_one)
+        assert none == 0, f"{none} bytes still held (drop_result_first={drop_result_first})"
 
 
 def test_closed_store_refuses_calls(cache_dir, key):
