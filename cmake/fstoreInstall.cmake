@@ -1,6 +1,6 @@
 # Install rules: the shared library as libfstore.so.X.Y.Z with the
 # libfstore.so.X (SONAME) and libfstore.so links, the static library, the
-# headers under include/fstore/, fstore-admin, a CMake package and fstore.pc.
+# headers under include/fstore/, fstore, a CMake package and fstore.pc.
 include(CMakePackageConfigHelpers)
 
 set(FSTORE_SHARED_REAL_NAME "libfstore.so.${PROJECT_VERSION}")
@@ -14,7 +14,7 @@ install(FILES "${FSTORE_BUILT_LIB_DIR}/libfstore.so" DESTINATION "${CMAKE_INSTAL
         PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
 install(FILES "${_links}/${FSTORE_SONAME}" "${_links}/libfstore.so" "${FSTORE_BUILT_LIB_DIR}/libfstore.a"
         DESTINATION "${CMAKE_INSTALL_LIBDIR}")
-install(PROGRAMS "${FSTORE_BUILT_LIB_DIR}/fstore-admin" DESTINATION "${CMAKE_INSTALL_BINDIR}")
+install(PROGRAMS "${FSTORE_BUILT_LIB_DIR}/fstore" DESTINATION "${CMAKE_INSTALL_BINDIR}")
 install(FILES include/fstore.h bindings/cpp/include/fstore.hpp DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/fstore")
 
 # pkg-config: relocatable (prefix found from the .pc file's own place), and

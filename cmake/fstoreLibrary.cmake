@@ -1,13 +1,13 @@
 # Where libfstore comes from: built by cargo as part of this build (the
 # default), or prebuilt (FSTORE_LIB_DIR). Sets FSTORE_BUILT_LIB_DIR, the
 # directory that holds (or will hold) libfstore.so, libfstore.a and
-# fstore-admin, and, when cargo builds, the target fstore_cargo_build.
+# fstore, and, when cargo builds, the target fstore_cargo_build.
 
 set(FSTORE_LIB_DIR "" CACHE PATH
-    "A directory holding a prebuilt libfstore.so, libfstore.a and fstore-admin (from `cargo build --release`); empty: build them with cargo")
+    "A directory holding a prebuilt libfstore.so, libfstore.a and fstore (from `cargo build --release`); empty: build them with cargo")
 
 if(NOT FSTORE_LIB_DIR STREQUAL "")
-  foreach(_file libfstore.so libfstore.a fstore-admin)
+  foreach(_file libfstore.so libfstore.a fstore)
     if(NOT EXISTS "${FSTORE_LIB_DIR}/${_file}")
       message(FATAL_ERROR "${_file} is not in FSTORE_LIB_DIR (${FSTORE_LIB_DIR}): build it with "
                           "`cargo build --release --lib --bins`, or leave FSTORE_LIB_DIR empty to have CMake run cargo")
@@ -48,12 +48,12 @@ set(FSTORE_BUILT_LIB_DIR "${FSTORE_CARGO_TARGET_DIR}/release")
 # nothing is). The link gives the library the name its SONAME asks for, so
 # that programs linked here run from here.
 add_custom_target(fstore_cargo_build ALL
-  COMMAND "${FSTORE_CARGO}" build --release --lib --bin fstore-admin
+  COMMAND "${FSTORE_CARGO}" build --release --lib --bin fstore
           --manifest-path "${PROJECT_SOURCE_DIR}/Cargo.toml" --target-dir "${FSTORE_CARGO_TARGET_DIR}"
           ${FSTORE_CARGO_FLAGS}
   COMMAND "${CMAKE_COMMAND}" -E create_symlink libfstore.so "${FSTORE_BUILT_LIB_DIR}/${FSTORE_SONAME}"
   BYPRODUCTS "${FSTORE_BUILT_LIB_DIR}/libfstore.so" "${FSTORE_BUILT_LIB_DIR}/libfstore.a"
-             "${FSTORE_BUILT_LIB_DIR}/fstore-admin" "${FSTORE_BUILT_LIB_DIR}/${FSTORE_SONAME}"
+             "${FSTORE_BUILT_LIB_DIR}/fstore" "${FSTORE_BUILT_LIB_DIR}/${FSTORE_SONAME}"
   WORKING_DIRECTORY "${PROJECT_SOURCE_DIR}"
   COMMENT "Building libfstore with cargo (target directory ${FSTORE_CARGO_TARGET_DIR})"
   USES_TERMINAL

@@ -246,11 +246,69 @@ fn every_entry_command_on_the_embedded_manifest() {
     assert!(bound["binding"].as_str().unwrap().contains("lock.granularity=entry"), "{bound}");
     assert!(ok(fstore(d, &o, &["rebind"])).contains("lock.granularity=symbol"));
 
+    // metrics: this process's exposition (its store did nothing yet)
+    let text = ok(fstore(d, &o, &["metrics"]));
+    assert!(text.contains("featurestore_info{version=\"0.1.0\",backend=\"duckdb\"} 1"), "{text}");
+    assert!(text.lines().any(|l| l == "featurestore_hit_ratio 0"), "{text}");
+    let printed = json(fstore(d, &o, &["metrics", "--json"]));
+    assert!(printed["text"].as_str().unwrap().contains("# TYPE featurestore_hits_total counter"), "{printed}");
+
     // PostgreSQL-only commands say so
     for args in [&["locks"][..], &["pool", "--json"]] {
         let line = fails(fstore(d, &o, args), "not found");
         assert!(line.contains("PostgreSQL"), "{line}");
     }
+}
+
+/// One HTTP/1.1 request to `address`; the response's status line, headers and body.
+fn http(address: &str, request: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (head.to_string(), body.to_string())
+}
+
+/// A child process ended when dropped, also when an assertion fails first.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `metrics --listen` serves the exposition at /metrics for a scrape, one
+/// request after another, and refuses anything else.
+#[test]
+fn metrics_are_served_over_http() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    Store::open(embedded(dir.path())).unwrap().close().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fstore"));
+    command.args(["-o", &format!("cache_dir={}", dir.path().display()), "-o", "manifest=duckdb"]);
+    let mut server = Server(
+        command.args(["metrics", "--listen", "127.0.0.1:0", "--json"]).stdout(std::process::Stdio::piped()).spawn().unwrap(),
+    );
+    let mut first = String::new();
+    std::io::BufReader::new(server.0.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let announced: Value = serde_json::from_str(&first).unwrap();
+    let address = announced["listening"].as_str().unwrap().to_string();
+    for _ in 0..2 {
+        let (head, body) = http(&address, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+        assert!(head.contains("Content-Type: text/plain; version=0.0.4"), "{head}");
+        assert!(body.contains("featurestore_info{version=\"0.1.0\",backend=\"duckdb\"} 1"), "{body}");
+    }
+    assert!(http(&address, "GET / HTTP/1.1\r\n\r\n").0.starts_with("HTTP/1.1 404"));
+    assert!(http(&address, "POST /metrics HTTP/1.1\r\n\r\n").0.starts_with("HTTP/1.1 405"));
+    drop(server);
+    // An address that cannot be bound is a one-line failure.
+    fails(fstore(dir.path(), &duckdb(), &["metrics", "--listen", "not-an-address"]), "I/O error");
 }
 
 #[test]
@@ -430,6 +488,14 @@ fn locks_and_pool_on_postgres() {
     assert!(per_symbol["held"].as_u64().unwrap() >= 1 && per_symbol["waiting"].as_u64().unwrap() >= 1, "{locks}");
     let text = ok(fstore(d, &pg, &["locks"]));
     assert!(text.contains("symbol LCK") && text.contains("waiting"), "{text}");
+    // The exposition's advisory-lock gauges count the same locks.
+    let exposition = ok(fstore(d, &pg, &["metrics"]));
+    let gauge = |state: &str| -> f64 {
+        let prefix = format!("featurestore_advisory_locks{{state=\"{state}\"}} ");
+        exposition.lines().find_map(|l| l.strip_prefix(prefix.as_str())).unwrap().parse().unwrap()
+    };
+    assert!(gauge("held") >= 2.0 && gauge("waiting") >= 1.0, "{exposition}");
+    assert!(exposition.contains("backend=\"postgres\""), "{exposition}");
 
     let pool = json(fstore(d, &pg, &["pool", "--json"]));
     assert!(pool["pool"]["size"].as_u64().unwrap() >= 1);

@@ -34,8 +34,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   exit 1
 fi
 lib_dir=$(cd "$lib_dir" 2>/dev/null && pwd) || { echo "run_tests.sh: FSTORE_LIB_DIR (${FSTORE_LIB_DIR:-$lib_dir_default}) does not exist; run 'cargo build --release' first" >&2; exit 1; }
-[ -f "$lib_dir/libfstore.so" ] && [ -f "$lib_dir/libfstore.a" ] && [ -f "$lib_dir/fstore-admin" ] || {
-  echo "run_tests.sh: libfstore.so, libfstore.a or fstore-admin missing in $lib_dir; run 'cargo build --release --lib --bins' first" >&2; exit 1; }
+[ -f "$lib_dir/libfstore.so" ] && [ -f "$lib_dir/libfstore.a" ] && [ -f "$lib_dir/fstore" ] || {
+  echo "run_tests.sh: libfstore.so, libfstore.a or fstore missing in $lib_dir; run 'cargo build --release --lib --bins' first" >&2; exit 1; }
 vectors=$(cd "$(dirname "$vectors")" && pwd)/$(basename "$vectors")
 
 variants=${FSTORE_CPP_VARIANTS:-plain asan tsan}

@@ -80,7 +80,7 @@ libdir=$(sed -n 's/^libdir=\${prefix}\///p' "$work/build/fstore.pc")
 version=$(sed -n 's/^Version: //p' "$work/build/fstore.pc")
 real_name=libfstore.so.$version
 for file in "include/fstore/fstore.h" "include/fstore/fstore.hpp" "$libdir/$real_name" \
-            "$libdir/libfstore.a" "bin/fstore-admin" "$libdir/cmake/fstore/fstoreConfig.cmake" \
+            "$libdir/libfstore.a" "bin/fstore" "$libdir/cmake/fstore/fstoreConfig.cmake" \
             "$libdir/cmake/fstore/fstoreConfigVersion.cmake" "$libdir/pkgconfig/fstore.pc"; do
   [ -f "$prefix/$file" ] || { echo "consumers.sh: the install lacks $file" >&2; exit 1; }
 done
@@ -88,7 +88,7 @@ done
   [ "$(readlink "$prefix/$libdir/libfstore.so")" = "$soname" ] ||
   { echo "consumers.sh: expected the links libfstore.so -> $soname -> $real_name" >&2; ls -l "$prefix/$libdir" >&2; exit 1; }
 [ ! -e "$prefix/include/fstore.h" ] || { echo "consumers.sh: fstore.h installed flat into include/" >&2; exit 1; }
-"${clean[@]}" "$prefix/bin/fstore-admin" --version
+"${clean[@]}" "$prefix/bin/fstore" --version
 echo "install: layout ok in $((SECONDS - started)) s"
 
 step "find_package(fstore CONFIG REQUIRED) from the install"

@@ -74,6 +74,13 @@ pub enum Command {
     },
     /// Connection pool and the server's libfstore connections.
     Pool,
+    /// The store's metrics in the Prometheus text format: printed, or
+    /// served over HTTP at /metrics with --listen.
+    Metrics {
+        /// Serve them at http://ADDR/metrics (e.g. 127.0.0.1:9464) until stopped.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
     /// Bind the cache directory to these options' coordination settings
     /// (manifest backend and server, lock granularity and namespace).
     Rebind,

@@ -10,6 +10,7 @@ mod args;
 mod dates;
 mod entries;
 mod keys;
+mod metrics;
 mod migration;
 mod output;
 mod postgres;
@@ -62,6 +63,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Verify => with_store(options, |s| upkeep::verify(s, json)),
         Command::Locks { symbols } => with_store(options, |s| postgres::locks(s, &symbols, json)),
         Command::Pool => with_store(options, |s| postgres::pool(s, json)),
+        Command::Metrics { listen } => with_store(options, |s| metrics::metrics(s, listen.as_deref(), json)),
         Command::Migrate { schema, manifest } => migration::migrate(&options, schema, manifest, json),
         Command::Rollback => migration::rollback(&options, json),
         Command::Rebind => migration::rebind(&options, json),
