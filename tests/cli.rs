@@ -335,6 +335,8 @@ fn bad_input_gets_a_one_line_reason() {
     fails(fstore(d, &o, &["ls", "--to", "yesterday"]), "invalid argument");
     fails(fstore(d, &o, &["gc", "--max-age", "3 days"]), "invalid argument");
     fails(fstore(d, &o, &["frobnicate"]), "invalid argument");
+    let line = fails(fstore(d, &o, &[]), "invalid argument");
+    assert!(line.contains("requires a subcommand"), "{line}");
     fails(fstore(d, &o, &["show", "--feature-set", "returns", "--symbol", "BAD", "--start", "1970-01-02", "--end", "1970-01-04", "--config", "{oops"]), "invalid argument");
     let missing = out.path().join("no/such/dir/x.parquet");
     fails(fstore(d, &o, &["get", &entry_id(&k), "--output", missing.to_str().unwrap()]), "I/O error");

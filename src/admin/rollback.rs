@@ -96,8 +96,9 @@ pub fn rollback_manifest(options: &Options) -> Result<RollbackReport> {
                 Err(e) => log::warn!("libfstore: rollback leaves {} unindexed: {e}", path.display()),
             }
         }
+        let before: HashSet<&str> = restored.iter().map(|r| r.entry_id.as_str()).collect();
         report.rows = (restored.len() - removals.len()) as u64
-            + upserts.iter().filter(|r| !restored.iter().any(|old| old.entry_id == r.entry_id)).count() as u64;
+            + upserts.iter().filter(|r| !before.contains(r.entry_id.as_str())).count() as u64;
         Ok((upserts, removals))
     })?;
     let embedded = Binding { backend: Backend::DuckDb, postgres: None, ..bound };

@@ -578,12 +578,21 @@ pub(crate) fn restore_for_rollback(
     let _lock = lock_manifest(&cache_dir.join(LOCK_FILE), libc::LOCK_EX, &wait)?;
     let set_aside = db_path.exists().then(|| cache_dir.join(format!("{DATABASE_FILE}.before-rollback-{}", super::now_us())));
     if let Some(aside) = &set_aside {
-        std::fs::rename(&db_path, aside)
-            .map_err(|e| Error::io(format!("cannot set {} aside as {}", db_path.display(), aside.display()), e))?;
+        // The write-ahead log, if any, belongs to the file set aside: it goes with it.
+        let with_wal = |p: &Path| {
+            let mut wal = p.as_os_str().to_owned();
+            wal.push(".wal");
+            PathBuf::from(wal)
+        };
+        for (from, to) in [(with_wal(&db_path), with_wal(aside)), (db_path.clone(), aside.clone())] {
+            match std::fs::rename(&from, &to) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(format!("cannot set {} aside as {}", from.display(), to.display()), e))
+                }
+                _ => {}
+            }
+        }
     }
-    let mut wal = db_path.as_os_str().to_owned();
-    wal.push(".wal");
-    let _ = std::fs::remove_file(PathBuf::from(wal)); // belonged to the file set aside
     if let Some(backup) = backup {
         std::fs::copy(backup, &db_path)
             .map_err(|e| Error::io(format!("cannot restore {} to {}", backup.display(), db_path.display()), e))?;

@@ -32,6 +32,10 @@ fn main() -> ExitCode {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print(); // `fstore` alone: the help, on stderr
+            return ExitCode::from(2);
+        }
         Err(e) => {
             // clap's own report spans lines (usage, hints): keep its first.
             let text = e.render().to_string();
