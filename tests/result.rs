@@ -2,7 +2,10 @@
 //! of times, from any thread, each export a fresh stream over the same
 //! buffers, valid after the result is freed.
 
-use std::ffi::{CStr, CString};
+#[path = "common/c_error.rs"]
+mod c_error;
+use c_error::CError;
+use std::ffi::CString;
 use std::ptr;
 use std::sync::Arc;
 
@@ -13,29 +16,6 @@ use fstore::arrow::record_batch::RecordBatchReader;
 use fstore::arrow::ffi_stream::{RecordBatchStreamReader, FFI_ArrowArrayStream};
 use fstore::ffi::*;
 
-struct CError(fstore_error);
-
-impl CError {
-    fn new() -> CError {
-        // SAFETY: an all-zero fstore_error is the documented initial state.
-        CError(unsafe { std::mem::zeroed() })
-    }
-    fn ptr(&mut self) -> *mut fstore_error {
-        &mut self.0
-    }
-    fn message(&self) -> String {
-        if self.0.message.is_null() {
-            return String::new();
-        }
-        unsafe { CStr::from_ptr(self.0.message) }.to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for CError {
-    fn drop(&mut self) {
-        unsafe { fstore_error_release(&mut self.0) };
-    }
-}
 
 /// Owns a result and frees it.
 struct CResult(*mut fstore_result);

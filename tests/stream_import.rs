@@ -6,7 +6,10 @@
 
 mod hostile_arrow;
 
-use std::ffi::{c_void, CStr, CString};
+#[path = "common/c_error.rs"]
+mod c_error;
+use c_error::CError;
+use std::ffi::{c_void, CString};
 use std::ptr;
 use std::sync::Arc;
 
@@ -71,28 +74,6 @@ impl Drop for CStore {
     }
 }
 
-struct CError(fstore_error);
-
-impl CError {
-    fn new() -> CError {
-        CError(unsafe { std::mem::zeroed::<fstore_error>() })
-    }
-    fn ptr(&mut self) -> *mut fstore_error {
-        &mut self.0
-    }
-    fn message(&self) -> String {
-        if self.0.message.is_null() {
-            return String::new();
-        }
-        unsafe { CStr::from_ptr(self.0.message) }.to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for CError {
-    fn drop(&mut self) {
-        unsafe { fstore_error_release(&mut self.0) };
-    }
-}
 
 /// A key and the C strings it points into.
 struct CKey {

@@ -40,6 +40,11 @@ pip=("$venv_python" -m pip --disable-pip-version-check --quiet)
 # without them those cases are skipped, and said so.
 "${pip[@]}" install "polars>=1" "duckdb>=1.1" "pandas>=2" "nanoarrow>=0.6" 2>/dev/null ||
     echo "run_tests.sh: polars, duckdb, pandas or nanoarrow not installed; their cases will be skipped" >&2
+# The real Prometheus parser the metrics are checked with (tests/test_metrics.py).
+"${pip[@]}" install "prometheus-client>=0.17" || {
+    echo "run_tests.sh: cannot install prometheus-client from the package index" >&2
+    exit 1
+}
 
 # Never touch a real cache: the library's fallback directory points here too.
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/fstore-python-tests.XXXXXX")"

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Backend, Manifest, ManifestRow};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Status};
 use crate::key::lock_key;
 use crate::lock::Held;
 use crate::options::check_identifier;
@@ -188,10 +188,25 @@ impl PostgresManifest {
 
     /// Runs `f` on the lock's transaction when there is one, else on a
     /// pooled connection of its own.
-    fn on<T>(&self, held: Option<&mut dyn Held>, f: impl FnOnce(&mut Pooled) -> Result<T>) -> Result<T> {
-        match held.and_then(|h| h.session()) {
-            Some(session) => f(session),
-            None => f(&mut self.conn()?),
+    /// Runs `f` on the lock's session when there is one, else on a pooled
+    /// connection. Without a session `f` must be idempotent: a connection
+    /// the server dropped (a restart, `pg_terminate_backend`) fails the
+    /// statement, and the pool may hold more such connections, so it is
+    /// tried again on a fresh one a few times.
+    fn on<T>(&self, held: Option<&mut dyn Held>, mut f: impl FnMut(&mut Pooled) -> Result<T>) -> Result<T> {
+        if let Some(session) = held.and_then(|h| h.session()) {
+            return f(session);
+        }
+        const ATTEMPTS: usize = 4;
+        let mut attempt = 1;
+        loop {
+            match f(&mut self.conn()?) {
+                Err(e) if e.status() == Status::Unavailable && attempt < ATTEMPTS => {
+                    log::warn!("libfstore: {e}; trying again on another connection");
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
         }
     }
 }

@@ -111,6 +111,13 @@ typedef struct fstore_options fstore_options;
 typedef struct fstore_request fstore_request;
 
 /*
+ The whole content of an Arrow stream, held in memory. Immutable: any
+ number of threads may export it at once. Free it with
+ `fstore_result_free`; streams exported from it stay valid after that.
+ */
+typedef struct fstore_result fstore_result;
+
+/*
  An open store. Thread-safe: share one handle between threads. Not usable
  in a child after fork(): calls there return FSTORE_STATUS_INVALID_STATE.
  A child forked at any moment may open a store of its own: nothing the
@@ -617,6 +624,43 @@ void fstore_request_cancel(const struct fstore_request *request);
  Frees `*request` (NULL allowed) and sets it to NULL.
  */
 void fstore_request_free(struct fstore_request **request);
+
+/*
+ Reads `stream` to its end into a new result written to `*out`. Takes
+ ownership of `stream` whatever happens (it is left released). The
+ batches' buffers are kept as they are, never copied; a stream exported by
+ this library is read as cheaply as a memory hit. A stream that fails
+ midway, or whose batches do not match its schema, is
+ FSTORE_STATUS_INVALID_DATA.
+ */
+fstore_status fstore_result_new(struct ArrowArrayStream *stream,
+                                struct fstore_result **out,
+                                struct fstore_error *error);
+
+/*
+ Writes a new stream over the result's batches into `*out` (zero-initialised
+ or released). Call it any number of times, from any thread: each stream
+ starts at the first batch and shares the result's buffers.
+ */
+fstore_status fstore_result_export(const struct fstore_result *result,
+                                   struct ArrowArrayStream *out,
+                                   struct fstore_error *error);
+
+/*
+ The number of rows of the result; 0 for NULL.
+ */
+uint64_t fstore_result_row_count(const struct fstore_result *result);
+
+/*
+ The number of batches of the result; 0 for NULL.
+ */
+uint64_t fstore_result_batch_count(const struct fstore_result *result);
+
+/*
+ Frees the result and sets `*result` to NULL. NULL and a NULL handle are
+ allowed. Streams exported from it stay valid.
+ */
+void fstore_result_free(struct fstore_result **result);
 
 /*
  Reads the entries `scan` selects into `out`, one stream: the key columns

@@ -154,6 +154,7 @@ _SIGNATURES = {
     "fstore_store_scan": (c_uint32, [c_void_p, POINTER(FstoreScanRequest), _STREAM, _STREAM, _ERR]),
     "fstore_store_flush": (c_uint32, [c_void_p, _ERR]),
     "fstore_store_manifest_backend": (c_char_p, [c_void_p]),
+    "fstore_store_metrics": (c_uint32, [c_void_p, POINTER(c_void_p), _ERR]),
     "fstore_result_new": (c_uint32, [_STREAM, POINTER(c_void_p), _ERR]),
     "fstore_result_export": (c_uint32, [c_void_p, c_void_p, _ERR]),
     "fstore_result_row_count": (c_uint64, [c_void_p]),

@@ -701,6 +701,18 @@ class Store:
         err = FstoreError()
         check(lib().fstore_store_flush(self._handle, byref(err)), err)
 
+    def metrics(self) -> str:
+        """The store's metrics in the Prometheus text exposition format
+        (0.0.4): the featurestore_* series. `fstore.prometheus.Collector`
+        registers them with prometheus_client."""
+        text = ctypes.c_void_p()
+        err = FstoreError()
+        check(lib().fstore_store_metrics(self._handle, byref(text), byref(err)), err)
+        try:
+            return ctypes.string_at(text.value).decode("utf-8") if text.value else ""
+        finally:
+            lib().fstore_string_free(byref(text))
+
     @property
     def manifest_backend(self) -> str:
         """The manifest backend in use, e.g. "duckdb"."""

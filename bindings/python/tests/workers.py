@@ -233,3 +233,27 @@ def handover_window(store) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+METRICS_KEY = fstore.Key("metrics", "METR", 19000, 19010, config={"n": 1})
+
+
+def metrics_worker(cache_dir, role, started, results) -> None:
+    """`leader` computes METRICS_KEY slowly; `follower` waits for it from
+    another process. Each then reads it again and reports its metrics."""
+    with fstore.Store(cache_dir) as store:
+
+        def compute(key):
+            started.set()
+            time.sleep(1.0)
+            return table()
+
+        def never(key):
+            raise AssertionError(f"{role} must not compute")
+
+        if role == "follower":
+            started.wait(timeout=60)
+            time.sleep(0.2)  # the leader holds the entry's lock
+        store.get_or_compute(METRICS_KEY, compute if role == "leader" else never)
+        store.get_or_compute(METRICS_KEY, never)
+        results.put((role, store.metrics()))
