@@ -49,6 +49,9 @@ from ._version import __version__
 # Load and check the library now: a missing library or one of another
 # version fails the import with the reason, not some later call.
 _lib()
+from . import _log  # noqa: E402
+
+_log.install()
 
 __all__ = [
     "ArrowStream",

@@ -118,6 +118,8 @@ class FstoreStats(Structure):
 
 # fstore_compute_fn(userdata, key, out, error) -> fstore_status
 COMPUTE_FN = CFUNCTYPE(c_uint32, c_void_p, POINTER(FstoreKey), c_void_p, c_void_p)
+# fstore_log_fn: (userdata, level, message)
+LOG_FN = CFUNCTYPE(None, c_void_p, c_uint32, c_char_p)
 
 _ERR = POINTER(FstoreError)
 _STREAM = POINTER(ArrowArrayStream)
@@ -155,6 +157,7 @@ _SIGNATURES = {
     "fstore_store_flush": (c_uint32, [c_void_p, _ERR]),
     "fstore_store_manifest_backend": (c_char_p, [c_void_p]),
     "fstore_store_metrics": (c_uint32, [c_void_p, POINTER(c_void_p), _ERR]),
+    "fstore_log_set_callback": (None, [LOG_FN, c_void_p]),
     "fstore_result_new": (c_uint32, [_STREAM, POINTER(c_void_p), _ERR]),
     "fstore_result_export": (c_uint32, [c_void_p, c_void_p, _ERR]),
     "fstore_result_row_count": (c_uint64, [c_void_p]),
