@@ -2,10 +2,9 @@
 //! of times, from any thread, each export a fresh stream over the same
 //! buffers, valid after the result is freed.
 
-#[path = "common/c_error.rs"]
-mod c_error;
-use c_error::CError;
-use std::ffi::CString;
+#[path = "common/c_api.rs"]
+mod c_api;
+use c_api::{open_store, CError};
 use std::ptr;
 use std::sync::Arc;
 
@@ -197,16 +196,8 @@ fn bad_arguments_are_refused_with_a_message() {
 #[test]
 fn a_result_holds_a_store_entry_read_many_times() {
     let dir = tempfile::tempdir().unwrap();
-    let path = CString::new(dir.path().to_str().unwrap()).unwrap();
+    let mut store = open_store(dir.path());
     let mut err = CError::new();
-    let mut store = ptr::null_mut();
-    unsafe {
-        let mut options = fstore_options_new();
-        assert_eq!(fstore_options_set(options, c"cache_dir".as_ptr(), path.as_ptr(), err.ptr()), FSTORE_STATUS_OK);
-        let status = fstore_store_open(options, &mut store, err.ptr());
-        fstore_options_free(&mut options);
-        assert_eq!(status, FSTORE_STATUS_OK, "{}", err.message());
-    }
     // SAFETY: an all-zero key is valid to fill in field by field.
     let mut key: fstore_key = unsafe { std::mem::zeroed() };
     key.feature_set = c"prices".as_ptr();

@@ -6,9 +6,9 @@
 
 mod hostile_arrow;
 
-#[path = "common/c_error.rs"]
-mod c_error;
-use c_error::CError;
+#[path = "common/c_api.rs"]
+mod c_api;
+use c_api::{open_store, CError};
 use std::ffi::{c_void, CString};
 use std::ptr;
 use std::sync::Arc;
@@ -29,16 +29,7 @@ struct CStore {
 impl CStore {
     fn open() -> CStore {
         let dir = tempfile::tempdir().unwrap();
-        let path = CString::new(dir.path().to_str().unwrap()).unwrap();
-        let mut err = CError::new();
-        let mut store = ptr::null_mut();
-        unsafe {
-            let mut options = fstore_options_new();
-            assert_eq!(fstore_options_set(options, c"cache_dir".as_ptr(), path.as_ptr(), err.ptr()), FSTORE_STATUS_OK);
-            let status = fstore_store_open(options, &mut store, err.ptr());
-            fstore_options_free(&mut options);
-            assert_eq!(status, FSTORE_STATUS_OK, "{}", err.message());
-        }
+        let store = open_store(dir.path());
         CStore { store, _dir: dir }
     }
 
