@@ -230,7 +230,7 @@ impl Store {
     /// [`Store::get`] of a key borrowed from the caller (the C API's strings).
     pub(crate) fn get_borrowed(&self, key: KeyRef<'_>, request: &Request) -> Result<Option<Data>> {
         let started = Instant::now();
-        let counted = self.counted(|| {
+        let (found, key) = self.counted(|| {
             self.check_process()?;
             let key = self.resolve(key)?;
             let found = self.read(&key, request.columns.as_deref())?;
@@ -243,7 +243,6 @@ impl Store {
             }
             Ok((found, key))
         })?;
-        let (found, key) = counted;
         key.series.feature_set.get_seconds.observe(started.elapsed());
         Ok(found)
     }
