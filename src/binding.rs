@@ -14,6 +14,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::cache_dir::Modes;
 use crate::error::{Error, Result};
 use crate::jcs::{self, Value};
 use crate::manifest::{Backend, Identity};
@@ -129,7 +130,7 @@ pub(crate) fn read(cache_dir: &Path) -> Result<Option<Binding>> {
 /// directory has none. Two processes binding a new directory at once agree
 /// on one of them: the record is created with a link, which fails if the
 /// file exists.
-pub(crate) fn check_or_bind(cache_dir: &Path, wanted: &Binding) -> Result<()> {
+pub(crate) fn check_or_bind(cache_dir: &Path, wanted: &Binding, modes: Modes) -> Result<()> {
     loop {
         if let Some(bound) = read(cache_dir)? {
             if &bound == wanted {
@@ -137,7 +138,7 @@ pub(crate) fn check_or_bind(cache_dir: &Path, wanted: &Binding) -> Result<()> {
             }
             return Err(mismatch(cache_dir, &bound, wanted));
         }
-        match write(cache_dir, wanted, false) {
+        match write(cache_dir, wanted, false, modes) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue, // another process won: compare with it
             Err(e) => return Err(Error::io(format!("cannot record {}", path(cache_dir).display()), e)),
@@ -146,8 +147,8 @@ pub(crate) fn check_or_bind(cache_dir: &Path, wanted: &Binding) -> Result<()> {
 }
 
 /// Records `binding`, replacing any: the explicit rebind.
-pub(crate) fn rebind(cache_dir: &Path, binding: &Binding) -> Result<()> {
-    write(cache_dir, binding, true).map_err(|e| Error::io(format!("cannot record {}", path(cache_dir).display()), e))
+pub(crate) fn rebind(cache_dir: &Path, binding: &Binding, modes: Modes) -> Result<()> {
+    write(cache_dir, binding, true, modes).map_err(|e| Error::io(format!("cannot record {}", path(cache_dir).display()), e))
 }
 
 pub(crate) fn mismatch(cache_dir: &Path, bound: &Binding, wanted: &Binding) -> Error {
@@ -160,11 +161,13 @@ pub(crate) fn mismatch(cache_dir: &Path, bound: &Binding, wanted: &Binding) -> E
     ))
 }
 
-fn write(cache_dir: &Path, binding: &Binding, replace: bool) -> io::Result<()> {
+fn write(cache_dir: &Path, binding: &Binding, replace: bool, modes: Modes) -> io::Result<()> {
+    use std::io::Write;
     let final_path = path(cache_dir);
     let temp = cache_dir.join(format!(".{FILE}.{}.{}.tmp", std::process::id(), crate::storage::random_hex()));
-    let result = fs::write(&temp, binding.to_json())
-        .and_then(|_| fs::File::open(&temp)?.sync_all())
+    let result = modes
+        .create_new_file(&temp)
+        .and_then(|mut file| file.write_all(binding.to_json().as_bytes()).and_then(|_| file.sync_all()))
         .and_then(|_| if replace { fs::rename(&temp, &final_path) } else { fs::hard_link(&temp, &final_path) })
         .and_then(|_| fs::File::open(cache_dir)?.sync_all());
     let _ = fs::remove_file(&temp);
@@ -184,8 +187,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let options = Options::default();
         let embedded = Binding::new(&options, Backend::DuckDb, None);
-        check_or_bind(dir.path(), &embedded).unwrap();
-        check_or_bind(dir.path(), &embedded).unwrap();
+        check_or_bind(dir.path(), &embedded, Modes::PRIVATE).unwrap();
+        check_or_bind(dir.path(), &embedded, Modes::PRIVATE).unwrap();
         assert_eq!(read(dir.path()).unwrap(), Some(embedded.clone()));
 
         let mut entry = options.clone();
@@ -197,14 +200,14 @@ mod tests {
             Binding::new(&entry, Backend::DuckDb, None),
             Binding::new(&namespaced, Backend::DuckDb, None),
         ] {
-            let e = check_or_bind(dir.path(), &other).unwrap_err();
+            let e = check_or_bind(dir.path(), &other, Modes::PRIVATE).unwrap_err();
             assert_eq!(e.status(), crate::Status::InvalidState);
             assert!(e.message().contains(&embedded.to_string()) && e.message().contains(&other.to_string()), "{e}");
         }
         let moved = Binding::new(&options, Backend::Postgres, pg("a"));
-        rebind(dir.path(), &moved).unwrap();
-        check_or_bind(dir.path(), &moved).unwrap();
-        assert!(check_or_bind(dir.path(), &Binding::new(&options, Backend::Postgres, pg("b"))).is_err());
+        rebind(dir.path(), &moved, Modes::PRIVATE).unwrap();
+        check_or_bind(dir.path(), &moved, Modes::PRIVATE).unwrap();
+        assert!(check_or_bind(dir.path(), &Binding::new(&options, Backend::Postgres, pg("b")), Modes::PRIVATE).is_err());
     }
 
     #[test]
@@ -218,7 +221,7 @@ mod tests {
                 .map(|i| {
                     let b = Binding::new(if i % 2 == 0 { &options } else { &entry }, Backend::DuckDb, None);
                     let dir = dir.path();
-                    s.spawn(move || check_or_bind(dir, &b).is_ok())
+                    s.spawn(move || check_or_bind(dir, &b, Modes::PRIVATE).is_ok())
                 })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()

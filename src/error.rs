@@ -32,6 +32,8 @@ pub enum Status {
     Unavailable = 11,
     /// A bug in libfstore (e.g. a caught panic).
     Internal = 12,
+    /// The cache directory is unsafe to use: someone else could write it.
+    PermissionDenied = 13,
 }
 
 impl Status {
@@ -54,6 +56,7 @@ impl Status {
             Status::InvalidState => "invalid state",
             Status::Unavailable => "unavailable",
             Status::Internal => "internal error",
+            Status::PermissionDenied => "permission denied",
         }
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod admin;
 mod binding;
+mod cache_dir;
 mod clock_cache;
 mod data;
 mod error;

@@ -252,6 +252,7 @@ fn status_label(status: Status) -> &'static str {
         Status::InvalidState => "invalid_state",
         Status::Unavailable => "unavailable",
         Status::Internal => "internal",
+        Status::PermissionDenied => "permission_denied",
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::binding::{self, Binding};
+use crate::cache_dir::CacheDir;
 use crate::error::{Error, Result};
 use crate::manifest::{duckdb_rows_for_migration, Backend, PostgresManifest};
 use crate::options::{ManifestChoice, Options};
@@ -44,7 +45,7 @@ pub fn migrate_schema(options: &Options) -> Result<Vec<i32>> {
 /// replacing what it was bound to: every process on the directory must use
 /// them from now on. Returns a description of the new binding.
 pub fn rebind(options: &Options) -> Result<String> {
-    let cache_dir = options.resolved_cache_dir()?;
+    let CacheDir { path: cache_dir, modes } = CacheDir::open(options)?;
     let embedded = options.manifest == ManifestChoice::DuckDb
         || (options.manifest == ManifestChoice::Auto && resolve_config(&options.postgres)?.is_none());
     let binding = if embedded {
@@ -52,7 +53,7 @@ pub fn rebind(options: &Options) -> Result<String> {
     } else {
         Binding::new(options, Backend::Postgres, Some(open_postgres(options)?.identity()?))
     };
-    binding::rebind(&cache_dir, &binding)?;
+    binding::rebind(&cache_dir, &binding, modes)?;
     Ok(binding.to_string())
 }
 
@@ -65,7 +66,7 @@ pub fn rebind(options: &Options) -> Result<String> {
 /// DuckDB file is backed up first and otherwise left as it was.
 pub fn migrate_manifest(options: &Options) -> Result<MigrationReport> {
     use crate::manifest::Manifest;
-    let cache_dir = options.resolved_cache_dir()?;
+    let CacheDir { path: cache_dir, modes } = CacheDir::open(options)?;
     let manifest = open_postgres(options)?;
     let target = Binding::new(options, Backend::Postgres, Some(manifest.identity()?));
     match binding::read(&cache_dir)? {
@@ -74,12 +75,12 @@ pub fn migrate_manifest(options: &Options) -> Result<MigrationReport> {
         }
         _ => {}
     }
-    let Some((rows, backup)) = duckdb_rows_for_migration(&cache_dir, options.wait_timeout)? else {
-        binding::rebind(&cache_dir, &target)?;
+    let Some((rows, backup)) = duckdb_rows_for_migration(&cache_dir, options.wait_timeout, modes)? else {
+        binding::rebind(&cache_dir, &target, modes)?;
         return Ok(MigrationReport::default());
     };
     let inserted = manifest.insert_missing(&rows)?;
-    binding::rebind(&cache_dir, &target)?;
+    binding::rebind(&cache_dir, &target, modes)?;
     Ok(MigrationReport {
         rows_read: rows.len() as u64,
         inserted,

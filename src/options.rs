@@ -95,6 +95,12 @@ impl std::fmt::Debug for PostgresOptions {
 pub struct Options {
     /// `None` means `$FSTORE_CACHE_DIR`, else `~/.feature_cache`.
     pub cache_dir: Option<PathBuf>,
+    /// The group (name or gid) that shares the cache directory; `None`
+    /// means `$FSTORE_CACHE_GROUP`, else a cache private to its owner.
+    pub cache_group: Option<String>,
+    /// Refuse a cache directory that others could write. Off only for file
+    /// systems without Unix permissions; every open then logs a warning.
+    pub check_permissions: bool,
     pub lock_granularity: LockGranularity,
     /// Coordinate computes between processes. Off, only threads of one process
     /// share a compute; kept for tests and single-process jobs.
@@ -122,6 +128,8 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             cache_dir: None,
+            cache_group: None,
+            check_permissions: true,
             lock_granularity: LockGranularity::Symbol,
             cross_process_lock: true,
             wait_timeout: Duration::from_secs(600),
@@ -150,6 +158,8 @@ impl Default for Options {
 /// The option names [`Options::set`] accepts.
 pub const OPTION_NAMES: &[&str] = &[
     "cache_dir",
+    "cache.group",
+    "cache.check_permissions",
     "lock.granularity",
     "lock.cross_process",
     "lock.namespace",
@@ -187,6 +197,12 @@ impl Options {
                 }
                 self.cache_dir = Some(PathBuf::from(value));
             }
+            "cache.group" => {
+                // Resolved now too, so that a typo fails where it was made.
+                crate::cache_dir::Group::resolve(value, "option cache.group")?;
+                self.cache_group = Some(value.to_string());
+            }
+            "cache.check_permissions" => self.check_permissions = parse_bool(name, value)?,
             "lock.granularity" => {
                 self.lock_granularity = match value {
                     "symbol" => LockGranularity::Symbol,

@@ -13,7 +13,7 @@
 //!   characters read as zeros, so that a corrupt but parseable footer cannot
 //!   rename or retype a column unnoticed.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
@@ -28,6 +28,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use sha2::{Digest, Sha256};
 
+use crate::cache_dir::Modes;
 use crate::data::{column_indices, Data};
 use crate::error::{Error, Result, Status};
 use crate::key::{hex, is_entry_id, Key, ResolvedKey};
@@ -106,23 +107,29 @@ impl OpenedEntry {
 pub struct Storage {
     data_dir: PathBuf,
     verify_checksums: bool,
+    modes: Modes,
 }
 
 impl Storage {
     /// Creates the data directory if needed and proves it writable, so that a
     /// read-only cache fails at open, not at the first miss.
-    pub fn open(cache_dir: &Path, verify_checksums: bool) -> Result<Self> {
+    /// What it creates gets `modes`.
+    pub fn open(cache_dir: &Path, verify_checksums: bool, modes: Modes) -> Result<Self> {
         let data_dir = cache_dir.join("data");
-        fs::create_dir_all(&data_dir)
+        modes
+            .create_dir_all(&data_dir)
             .map_err(|e| Error::io(format!("cannot create cache directory {}", data_dir.display()), e))?;
         let probe = data_dir.join(format!(".probe.{}.{}{TEMP_SUFFIX}", std::process::id(), random_hex()));
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&probe)
+        modes
+            .create_new_file(&probe)
             .and_then(|_| fs::remove_file(&probe))
             .map_err(|e| Error::io(format!("cache directory {} is not writable", data_dir.display()), e))?;
-        Ok(Storage { data_dir, verify_checksums })
+        Ok(Storage { data_dir, verify_checksums, modes })
+    }
+
+    /// The modes of what this storage creates.
+    pub fn modes(&self) -> Modes {
+        self.modes
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -273,15 +280,11 @@ impl Storage {
     pub fn write_temp(&self, key: &ResolvedKey, data: &Data) -> Result<TempEntry> {
         let path = self.entry_path(&key.entry_id)?;
         let dir = path.parent().expect("entry path has a directory");
-        fs::create_dir_all(dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+        self.modes.create_dir_all(dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
         // The random part keeps names unique across hosts and containers
         // sharing the directory, where process ids repeat.
         let temp = dir.join(format!(".{}.{}.{}{TEMP_SUFFIX}", key.entry_id, std::process::id(), random_hex()));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .map_err(|e| Error::io(format!("cannot create {}", temp.display()), e))?;
+        let file = self.modes.create_new_file(&temp).map_err(|e| Error::io(format!("cannot create {}", temp.display()), e))?;
         // From here on the temporary file is ours to remove on failure.
         let mut entry = TempEntry { temp, path, pending: None, published: false };
         let (bytes, checksum) = write_parquet(file, &entry.temp, key, data)?;

@@ -10,6 +10,7 @@ use std::time::Instant;
 use arrow::record_batch::RecordBatchReader;
 
 use crate::binding::{self, Binding};
+use crate::cache_dir::CacheDir;
 use crate::data::Data;
 use crate::error::{Error, Result, Status};
 use crate::flight::{Flights, Role};
@@ -110,8 +111,8 @@ enum Publish {
 impl Store {
     pub fn open(options: Options) -> Result<Store> {
         fork::install();
-        let cache_dir = options.resolved_cache_dir()?;
-        let storage = Storage::open(&cache_dir, options.verify_checksums)?;
+        let CacheDir { path: cache_dir, modes } = CacheDir::open(&options)?;
+        let storage = Storage::open(&cache_dir, options.verify_checksums, modes)?;
         let mut warnings = Vec::new();
         let bound = binding::read(&cache_dir)?;
         let postgres = connect_postgres(&options, &cache_dir, bound.as_ref(), &mut warnings)?;
@@ -121,19 +122,19 @@ impl Store {
                 let manifest =
                     PostgresManifest::open(Arc::clone(pool), schema, options.postgres.auto_migrate, options.wait_timeout)?;
                 let wanted = Binding::new(&options, Backend::Postgres, Some(manifest.identity()?));
-                binding::check_or_bind(&cache_dir, &wanted)?;
+                binding::check_or_bind(&cache_dir, &wanted, modes)?;
                 Box::new(manifest)
             }
             None => {
                 // Checked before the embedded manifest is created in a directory that may belong to PostgreSQL.
-                binding::check_or_bind(&cache_dir, &Binding::new(&options, Backend::DuckDb, None))?;
-                Box::new(DuckDbManifest::open(&cache_dir, options.wait_timeout)?)
+                binding::check_or_bind(&cache_dir, &Binding::new(&options, Backend::DuckDb, None), modes)?;
+                Box::new(DuckDbManifest::open(&cache_dir, options.wait_timeout, modes)?)
             }
         };
         let locks: Box<dyn Locks> = match &postgres {
             _ if !options.cross_process_lock => Box::new(LocalLocks::default()),
             Some(pool) => Box::new(PgLocks::new(Arc::clone(pool), &options.postgres)),
-            None => Box::new(FileLocks::open(&cache_dir)?),
+            None => Box::new(FileLocks::open(&cache_dir, modes)?),
         };
         for warning in &warnings {
             log::warn!("libfstore: {warning}");
@@ -654,7 +655,7 @@ impl Store {
     }
 
     pub(crate) fn cache_dir_locks(&self) -> Option<FileLocks> {
-        (self.manifest.backend() == Backend::DuckDb).then(|| FileLocks::open(&self.cache_dir).ok()).flatten()
+        (self.manifest.backend() == Backend::DuckDb).then(|| FileLocks::open(&self.cache_dir, self.storage.modes()).ok()).flatten()
     }
 
     fn check_process(&self) -> Result<()> {

@@ -39,7 +39,7 @@ impl Store {
         if !path.exists() {
             return Err(Error::not_found(format!("no entry {entry_id} (no file {})", path.display())));
         }
-        let verifying = Storage::open(self.cache_dir(), true)?;
+        let verifying = Storage::open(self.cache_dir(), true, self.storage.modes())?;
         let inspected = verifying.inspect(&path)?;
         let file = File::open(&path).map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
         let schema = ParquetRecordBatchReaderBuilder::try_new(file)

@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{restore_duckdb_for_rollback, Backend, Manifest, ManifestRow, PostgresManifest, DUCKDB_FILE};
 use crate::options::Options;
 use crate::pg::{resolve_config, PgPool};
+use crate::cache_dir::CacheDir;
 use crate::storage::Storage;
 
 use super::verify::entry_files;
@@ -49,7 +50,7 @@ pub struct RollbackReport {
 /// Moves the cache directory of `options` from its PostgreSQL manifest (the
 /// one `options` name) back to the embedded manifest. See the module docs.
 pub fn rollback_manifest(options: &Options) -> Result<RollbackReport> {
-    let cache_dir = options.resolved_cache_dir()?;
+    let CacheDir { path: cache_dir, modes } = CacheDir::open(options)?;
     let bound = binding::read(&cache_dir)?.filter(|b| b.backend == Backend::Postgres).ok_or_else(|| {
         Error::invalid_state(format!(
             "cache directory {} is not bound to a PostgreSQL manifest: there is nothing to roll back",
@@ -67,9 +68,9 @@ pub fn rollback_manifest(options: &Options) -> Result<RollbackReport> {
     }
     let pg_rows = postgres.rows()?;
     let backup = newest_backup(&cache_dir)?;
-    let storage = Storage::open(&cache_dir, true)?;
+    let storage = Storage::open(&cache_dir, true, modes)?;
     let mut report = RollbackReport { backup: backup.clone(), rows_from_postgres: pg_rows.len() as u64, ..Default::default() };
-    let set_aside = restore_duckdb_for_rollback(&cache_dir, backup.as_deref(), options.wait_timeout, |restored| {
+    let set_aside = restore_duckdb_for_rollback(&cache_dir, backup.as_deref(), options.wait_timeout, modes, |restored| {
         let in_postgres: HashSet<&str> = pg_rows.iter().map(|r| r.entry_id.as_str()).collect();
         let mut removals = Vec::new();
         let mut known: HashSet<String> = in_postgres.iter().map(|id| id.to_string()).collect();
@@ -102,7 +103,7 @@ pub fn rollback_manifest(options: &Options) -> Result<RollbackReport> {
         Ok((upserts, removals))
     })?;
     let embedded = Binding { backend: Backend::DuckDb, postgres: None, ..bound };
-    binding::rebind(&cache_dir, &embedded)?;
+    binding::rebind(&cache_dir, &embedded, modes)?;
     report.set_aside = set_aside;
     report.binding = embedded.to_string();
     Ok(report)

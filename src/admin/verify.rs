@@ -35,7 +35,7 @@ impl Store {
     /// (always, whatever `verify_checksums` says), and every manifest row
     /// against its file. `progress(done, total)` is called once per file.
     pub fn verify_entries(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<VerifyReport> {
-        let verifying = Storage::open(self.cache_dir(), true)?;
+        let verifying = Storage::open(self.cache_dir(), true, self.storage.modes())?;
         let files = entry_files(verifying.data_dir())?;
         let relative = |p: &Path| p.strip_prefix(self.cache_dir()).unwrap_or(p).display().to_string();
         let mut report = VerifyReport::default();

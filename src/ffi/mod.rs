@@ -82,6 +82,10 @@ pub const FSTORE_STATUS_INVALID_STATE: fstore_status = 10;
 pub const FSTORE_STATUS_UNAVAILABLE: fstore_status = 11;
 /// A bug in libfstore (for example a caught panic): please report it.
 pub const FSTORE_STATUS_INTERNAL: fstore_status = 12;
+/// The cache directory is unsafe: another user could write it or replace
+/// it through a parent (world- or group-writable, owned by someone else).
+/// The message names the path, what is wrong and the command that fixes it.
+pub const FSTORE_STATUS_PERMISSION_DENIED: fstore_status = 13;
 
 /// Longest symbol or feature set accepted, in UTF-8 bytes.
 pub const FSTORE_MAX_NAME_BYTES: usize = 1024;
@@ -142,6 +146,7 @@ pub extern "C" fn fstore_status_name(status: fstore_status) -> *const c_char {
         FSTORE_STATUS_INVALID_STATE => "invalid state\0",
         FSTORE_STATUS_UNAVAILABLE => "unavailable\0",
         FSTORE_STATUS_INTERNAL => "internal error\0",
+        FSTORE_STATUS_PERMISSION_DENIED => "permission denied\0",
         _ => "unknown status\0",
     };
     name.as_ptr().cast()
@@ -181,6 +186,7 @@ mod tests {
             (FSTORE_STATUS_INVALID_STATE, Status::InvalidState),
             (FSTORE_STATUS_UNAVAILABLE, Status::Unavailable),
             (FSTORE_STATUS_INTERNAL, Status::Internal),
+            (FSTORE_STATUS_PERMISSION_DENIED, Status::PermissionDenied),
         ];
         for (c, rust) in pairs {
             assert_eq!(c, rust.code());

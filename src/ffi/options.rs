@@ -20,6 +20,14 @@ pub extern "C" fn fstore_options_new() -> *mut fstore_options {
 /// Sets option `key` to `value`. Unknown keys and bad values return
 /// FSTORE_STATUS_INVALID_ARGUMENT and leave the options unchanged. Keys:
 /// - `cache_dir`: default `$FSTORE_CACHE_DIR`, else `~/.feature_cache`
+/// - `cache.group`: a group name or gid sharing the cache (default
+///   `$FSTORE_CACHE_GROUP`, else none: the cache is private to its owner,
+///   directories 0700 and files 0600; with a group, 2770 and 0660). An
+///   unknown group is FSTORE_STATUS_INVALID_ARGUMENT
+/// - `cache.check_permissions`: `true` (default) refuses, at open, a cache
+///   directory that another user could write or replace, with
+///   FSTORE_STATUS_PERMISSION_DENIED; `false` (for file systems without
+///   Unix permissions) skips the check and logs a warning at every open
 /// - `lock.granularity`: `symbol` (default) or `entry`
 /// - `lock.cross_process`: `true` (default) or `false`
 /// - `lock.namespace`: mixed into every lock key (default empty)

@@ -18,6 +18,7 @@ use std::os::unix::io::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
 
 use super::{poll, Attempt, Held, Locks, Plan};
+use crate::cache_dir::Modes;
 use crate::error::{Error, Result};
 use crate::fork;
 use crate::request::Wait;
@@ -26,13 +27,15 @@ pub(crate) const LOCK_DIR: &str = "locks";
 
 pub(crate) struct FileLocks {
     dir: PathBuf,
+    modes: Modes,
 }
 
 impl FileLocks {
-    pub fn open(cache_dir: &Path) -> Result<Self> {
+    /// The directory and lock files it creates get `modes`.
+    pub fn open(cache_dir: &Path, modes: Modes) -> Result<Self> {
         let dir = cache_dir.join(LOCK_DIR);
-        fs::create_dir_all(&dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-        Ok(FileLocks { dir })
+        modes.create_dir_all(&dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+        Ok(FileLocks { dir, modes })
     }
 
     fn path(&self, key: i64) -> PathBuf {
@@ -53,7 +56,7 @@ impl FileLocks {
             if path.extension().is_none_or(|e| e != "lock") {
                 continue;
             }
-            if let Some(lock) = FileLock::try_take(&path, libc::LOCK_EX)? {
+            if let Some(lock) = FileLock::try_take(&path, libc::LOCK_EX, self.modes)? {
                 // Unlink while holding it, so that no one locks this file anew.
                 if fs::remove_file(&path).is_ok() {
                     removed += 1;
@@ -71,11 +74,11 @@ impl Locks for FileLocks {
             Some(key) => {
                 let path = self.path(key);
                 let what = || format!("lock file {} (held exclusively by another process)", path.display());
-                Some(poll(wait, &what, || FileLock::try_take(&path, libc::LOCK_SH))?)
+                Some(poll(wait, &what, || FileLock::try_take(&path, libc::LOCK_SH, self.modes))?)
             }
             None => None,
         };
-        match FileLock::try_take(&self.path(plan.entry), libc::LOCK_EX)? {
+        match FileLock::try_take(&self.path(plan.entry), libc::LOCK_EX, self.modes)? {
             Some(entry) => Ok(Attempt::Held(Box::new(FileHeld { _outer: outer, _entry: entry }))),
             None => Ok(Attempt::Busy), // `outer` is released here, before the caller waits
         }
@@ -84,7 +87,7 @@ impl Locks for FileLocks {
     fn wait_released(&self, entry: i64, wait: &Wait) -> Result<()> {
         let path = self.path(entry);
         let what = || format!("the compute holding lock file {}", path.display());
-        poll(wait, &what, || FileLock::try_take(&path, libc::LOCK_SH)).map(drop)
+        poll(wait, &what, || FileLock::try_take(&path, libc::LOCK_SH, self.modes)).map(drop)
     }
 }
 
@@ -112,20 +115,17 @@ pub(crate) struct FileLock {
 }
 
 impl FileLock {
-    /// Takes the lock on `path` (creating the file) without blocking;
-    /// `Ok(None)` when another holds it in a conflicting mode.
-    pub fn try_take(path: &Path, mode: libc::c_int) -> Result<Option<FileLock>> {
+    /// Takes the lock on `path` (creating the file with `modes`) without
+    /// blocking; `Ok(None)` when another holds it in a conflicting mode.
+    pub fn try_take(path: &Path, mode: libc::c_int, modes: Modes) -> Result<Option<FileLock>> {
         let c_path = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| Error::invalid_argument(format!("lock path {} contains a NUL byte", path.display())))?;
         loop {
-            // SAFETY: a valid C string; O_CREAT with read-only access is allowed
-            // and needs write access only to the directory.
-            let fd = unsafe { libc::open(c_path.as_ptr(), libc::O_RDONLY | libc::O_CREAT | libc::O_CLOEXEC, 0o666) };
-            if fd < 0 {
-                return Err(Error::io(format!("cannot open lock file {}", path.display()), io::Error::last_os_error()));
-            }
-            // SAFETY: a descriptor we just opened and own.
-            let file = unsafe { File::from_raw_fd(fd) };
+            let Some(file) = open_or_create(&c_path, modes).map_err(|e| Error::io(format!("cannot open lock file {}", path.display()), e))?
+            else {
+                continue; // removed between our two opens: create it anew
+            };
+            let fd = file.as_raw_fd();
             // SAFETY: flock on a descriptor we own.
             if unsafe { libc::flock(fd, mode | libc::LOCK_NB) } != 0 {
                 let err = io::Error::last_os_error();
@@ -150,6 +150,34 @@ impl FileLock {
             Err(e) => Err(Error::io(format!("cannot stat lock file {}", path.display()), e)),
         }
     }
+}
+
+/// Opens a lock file read-only (a lock needs no write access), creating it
+/// with `modes` if missing; only its creator sets its modes, since only the
+/// owner may. `Ok(None)` when it vanished between the two opens.
+fn open_or_create(c_path: &CString, modes: Modes) -> io::Result<Option<File>> {
+    let flags = libc::O_RDONLY | libc::O_CLOEXEC;
+    // SAFETY: a valid C string; O_CREAT with read-only access is allowed
+    // and needs write access only to the directory.
+    let fd = unsafe { libc::open(c_path.as_ptr(), flags | libc::O_CREAT | libc::O_EXCL, modes.file_mode() as libc::c_uint) };
+    if fd >= 0 {
+        // SAFETY: a descriptor we just opened and own.
+        let file = unsafe { File::from_raw_fd(fd) };
+        modes.apply_to_file(&file)?;
+        return Ok(Some(file));
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::EEXIST) {
+        return Err(err);
+    }
+    // SAFETY: as above, without creating.
+    let fd = unsafe { libc::open(c_path.as_ptr(), flags) };
+    if fd < 0 {
+        let err = io::Error::last_os_error();
+        return if err.kind() == io::ErrorKind::NotFound { Ok(None) } else { Err(err) };
+    }
+    // SAFETY: a descriptor we just opened and own.
+    Ok(Some(unsafe { File::from_raw_fd(fd) }))
 }
 
 impl Drop for FileLock {
@@ -182,7 +210,7 @@ mod tests {
     #[test]
     fn computes_of_one_symbol_share_its_key_and_exclude_per_entry() {
         let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (FileLocks::open(dir.path()).unwrap(), FileLocks::open(dir.path()).unwrap());
+        let (a, b) = (FileLocks::open(dir.path(), Modes::PRIVATE).unwrap(), FileLocks::open(dir.path(), Modes::PRIVATE).unwrap());
         let r = Request::new();
         let first = Plan { outer: Some(1), entry: 10 };
         let held = match a.try_lock(&first, &wait(&r, 100)).unwrap() {
@@ -194,14 +222,14 @@ mod tests {
         // The same entry: busy, at once.
         assert!(matches!(b.try_lock(&first, &wait(&r, 100)).unwrap(), Attempt::Busy));
         // A program taking the symbol's key exclusively waits for the compute.
-        assert!(FileLock::try_take(&a.path(1), libc::LOCK_EX).unwrap().is_none());
+        assert!(FileLock::try_take(&a.path(1), libc::LOCK_EX, Modes::PRIVATE).unwrap().is_none());
         // Waiting for the entry ends when the compute does, not before.
         let err = b.wait_released(10, &wait(&r, 50)).unwrap_err();
         assert_eq!(err.status(), crate::Status::Timeout);
         drop(held);
         b.wait_released(10, &wait(&r, 50)).unwrap();
         // And the exclusive symbol lock excludes every compute of the symbol.
-        let exclusive = FileLock::try_take(&a.path(1), libc::LOCK_EX).unwrap().unwrap();
+        let exclusive = FileLock::try_take(&a.path(1), libc::LOCK_EX, Modes::PRIVATE).unwrap().unwrap();
         let err = b.try_lock(&Plan { outer: Some(1), entry: 12 }, &wait(&r, 50)).err().unwrap();
         assert_eq!(err.status(), crate::Status::Timeout);
         drop(exclusive);
@@ -210,7 +238,7 @@ mod tests {
     #[test]
     fn sweeping_lock_files_never_lets_two_holders_in() {
         let dir = tempfile::tempdir().unwrap();
-        let locks = FileLocks::open(dir.path()).unwrap();
+        let locks = FileLocks::open(dir.path(), Modes::PRIVATE).unwrap();
         let inside = AtomicUsize::new(0);
         let overlaps = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);

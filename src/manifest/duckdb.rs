@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 use duckdb::{params, AccessMode, Config, Connection};
 
 use super::{Backend, Manifest, ManifestRow};
+use crate::cache_dir::Modes;
 use crate::error::{Error, Result, Status};
 use crate::fork;
 use crate::lock::file::FileLock;
@@ -56,6 +57,7 @@ enum Change {
 
 pub(crate) struct DuckDbManifest {
     db_path: PathBuf,
+    modes: Modes,
     lock_path: PathBuf,
     timeout: Duration,
     changes: Mutex<Option<Sender<Change>>>,
@@ -160,13 +162,13 @@ fn keep_static_extensions() {
 impl DuckDbManifest {
     /// Creates the schema if needed (waiting at most `timeout` for
     /// `manifest.lock`) and starts the writer thread.
-    pub fn open(cache_dir: &Path, timeout: Duration) -> Result<Self> {
+    pub fn open(cache_dir: &Path, timeout: Duration, modes: Modes) -> Result<Self> {
         keep_static_extensions();
         let db_path = cache_dir.join(DATABASE_FILE);
         let lock_path = cache_dir.join(LOCK_FILE);
         let request = Request::new();
         let wait = Wait::new(&request, timeout);
-        with_connection(&db_path, &lock_path, Access::Write, &wait, |conn| migrate(conn, &db_path))?;
+        with_connection(&db_path, &lock_path, modes, Access::Write, &wait, |conn| migrate(conn, &db_path))?;
         let (tx, rx) = mpsc::channel();
         let writer_request = Request::new();
         let (db, lk, stop) = (db_path.clone(), lock_path.clone(), writer_request.clone());
@@ -174,11 +176,12 @@ impl DuckDbManifest {
         let applied = Arc::clone(&unapplied);
         let writer = std::thread::Builder::new()
             .name("fstore-manifest".into())
-            .spawn(move || write_loop(&db, &lk, &stop, rx, &applied))
+            .spawn(move || write_loop(&db, &lk, modes, &stop, rx, &applied))
             .map_err(|e| Error::io("cannot start the manifest writer thread", e))?;
         Ok(DuckDbManifest {
             db_path,
             lock_path,
+            modes,
             timeout,
             changes: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
@@ -233,7 +236,7 @@ impl Manifest for DuckDbManifest {
         self.flush()?;
         let request = Request::new();
         let wait = Wait::new(&request, self.timeout);
-        with_connection(&self.db_path, &self.lock_path, Access::Read, &wait, read_rows)
+        with_connection(&self.db_path, &self.lock_path, self.modes, Access::Read, &wait, read_rows)
     }
 
     /// After a flush, the last snapshot while the database files are
@@ -250,7 +253,7 @@ impl Manifest for DuckDbManifest {
         let wait = Wait::new(&request, self.timeout);
         // Under the shared lock no writer changes the files: the version
         // names exactly these rows.
-        let snapshot = with_connection(&self.db_path, &self.lock_path, Access::Read, &wait, |conn| {
+        let snapshot = with_connection(&self.db_path, &self.lock_path, self.modes, Access::Read, &wait, |conn| {
             let version = db_version(&self.db_path)?;
             let read_at = SystemTime::now();
             Ok(Snapshot { version, read_at, rows: Arc::new(read_rows(conn)?) })
@@ -315,7 +318,7 @@ fn migrate(conn: &Connection, db_path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn write_loop(db_path: &Path, lock_path: &Path, stop: &Request, changes: Receiver<Change>, unapplied: &AtomicUsize) {
+fn write_loop(db_path: &Path, lock_path: &Path, modes: Modes, stop: &Request, changes: Receiver<Change>, unapplied: &AtomicUsize) {
     let mut failure: Option<Error> = None;
     // No deadline of its own: it waits for manifest.lock until shut down.
     let wait = Wait::new(stop, Duration::MAX);
@@ -332,7 +335,7 @@ fn write_loop(db_path: &Path, lock_path: &Path, stop: &Request, changes: Receive
         let (edits, flushes): (Vec<_>, Vec<_>) = batch.into_iter().partition(|c| !matches!(c, Change::Flush(_)));
         let started = Instant::now();
         if !edits.is_empty() {
-            if let Err(e) = with_connection(db_path, lock_path, Access::Write, &wait, |conn| apply(conn, &edits)) {
+            if let Err(e) = with_connection(db_path, lock_path, modes, Access::Write, &wait, |conn| apply(conn, &edits)) {
                 log::warn!("libfstore: manifest update failed ({} changes dropped): {e}", edits.len());
                 failure.get_or_insert(e);
             }
@@ -541,7 +544,11 @@ fn read_rows(conn: &Connection) -> Result<Vec<ManifestRow>> {
 /// `timeout`), copies the database to a timestamped backup beside it and
 /// reads every row. `Ok(None)` when the cache directory has no embedded
 /// manifest.
-pub(crate) fn copy_rows_out_of(cache_dir: &Path, timeout: Duration) -> Result<Option<(Vec<ManifestRow>, PathBuf)>> {
+pub(crate) fn copy_rows_out_of(
+    cache_dir: &Path,
+    timeout: Duration,
+    modes: Modes,
+) -> Result<Option<(Vec<ManifestRow>, PathBuf)>> {
     let db_path = cache_dir.join(DATABASE_FILE);
     if !db_path.exists() {
         return Ok(None);
@@ -549,9 +556,10 @@ pub(crate) fn copy_rows_out_of(cache_dir: &Path, timeout: Duration) -> Result<Op
     let lock_path = cache_dir.join(LOCK_FILE);
     let request = Request::new();
     let wait = Wait::new(&request, timeout);
-    let _lock = lock_manifest(&lock_path, libc::LOCK_EX, &wait)?;
+    let _lock = lock_manifest(&lock_path, modes, libc::LOCK_EX, &wait)?;
     let backup = cache_dir.join(format!("{DATABASE_FILE}.backup-{}", super::now_us()));
     std::fs::copy(&db_path, &backup)
+        .and_then(|_| modes.apply_to_file_path(&backup))
         .map_err(|e| Error::io(format!("cannot back up {} to {}", db_path.display(), backup.display()), e))?;
     let _quiet = fork::quiet();
     let conn = open_connection(&db_path, Access::Read)?;
@@ -569,13 +577,14 @@ pub(crate) fn restore_for_rollback(
     cache_dir: &Path,
     backup: Option<&Path>,
     timeout: Duration,
+    modes: Modes,
     decide: impl FnOnce(&[ManifestRow]) -> Result<(Vec<ManifestRow>, Vec<String>)>,
 ) -> Result<Option<PathBuf>> {
     keep_static_extensions();
     let db_path = cache_dir.join(DATABASE_FILE);
     let request = Request::new();
     let wait = Wait::new(&request, timeout);
-    let _lock = lock_manifest(&cache_dir.join(LOCK_FILE), libc::LOCK_EX, &wait)?;
+    let _lock = lock_manifest(&cache_dir.join(LOCK_FILE), modes, libc::LOCK_EX, &wait)?;
     let set_aside = db_path.exists().then(|| cache_dir.join(format!("{DATABASE_FILE}.before-rollback-{}", super::now_us())));
     if let Some(aside) = &set_aside {
         // The write-ahead log, if any, belongs to the file set aside: it goes with it.
@@ -595,15 +604,19 @@ pub(crate) fn restore_for_rollback(
     }
     if let Some(backup) = backup {
         std::fs::copy(backup, &db_path)
+            .and_then(|_| modes.apply_to_file_path(&db_path))
             .map_err(|e| Error::io(format!("cannot restore {} to {}", backup.display(), db_path.display()), e))?;
     }
     let _quiet = fork::quiet();
+    let existed = existing(&db_path);
     let conn = open_connection(&db_path, Access::Write)?;
     migrate(&conn, &db_path)?;
     let (upserts, removals) = decide(&read_rows(&conn)?)?;
     let changes: Vec<Change> =
         removals.into_iter().map(Change::Remove).chain(upserts.into_iter().map(Change::Upsert)).collect();
     apply(&conn, &changes)?;
+    drop(conn);
+    tighten_created(&db_path, modes, existed)?;
     Ok(set_aside)
 }
 
@@ -613,9 +626,34 @@ enum Access {
     Write,
 }
 
-fn lock_manifest(lock_path: &Path, mode: libc::c_int, wait: &Wait) -> Result<FileLock> {
+fn lock_manifest(lock_path: &Path, modes: Modes, mode: libc::c_int, wait: &Wait) -> Result<FileLock> {
     let what = || format!("{} (held by another process)", lock_path.display());
-    poll(wait, &what, || FileLock::try_take(lock_path, mode))
+    poll(wait, &what, || FileLock::try_take(lock_path, mode, modes))
+}
+
+/// The database file and its write-ahead log.
+fn db_files(db_path: &Path) -> [PathBuf; 2] {
+    let mut wal = db_path.as_os_str().to_owned();
+    wal.push(".wal");
+    [db_path.to_path_buf(), PathBuf::from(wal)]
+}
+
+/// Which of the database's files exist now.
+fn existing(db_path: &Path) -> [bool; 2] {
+    db_files(db_path).map(|p| p.exists())
+}
+
+/// Gives the files DuckDB created since `existed` was taken (with the
+/// umask's modes) the cache's modes: under the manifest's lock, by the
+/// process that created them, the only one allowed to. Files that were
+/// there before are the user's to change.
+fn tighten_created(db_path: &Path, modes: Modes, existed: [bool; 2]) -> Result<()> {
+    for (path, existed) in db_files(db_path).into_iter().zip(existed) {
+        if !existed {
+            modes.apply_to_file_path(&path).map_err(|e| Error::io(format!("cannot set the mode of {}", path.display()), e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Opens the database under the manifest's OS lock (shared to read,
@@ -624,17 +662,23 @@ fn lock_manifest(lock_path: &Path, mode: libc::c_int, wait: &Wait) -> Result<Fil
 fn with_connection<T>(
     db_path: &Path,
     lock_path: &Path,
+    modes: Modes,
     access: Access,
     wait: &Wait,
     f: impl FnOnce(&Connection) -> Result<T>,
 ) -> Result<T> {
     let mode = if access == Access::Write { libc::LOCK_EX } else { libc::LOCK_SH };
-    let lock = lock_manifest(lock_path, mode, wait)?;
+    let lock = lock_manifest(lock_path, modes, mode, wait)?;
+    let existed = existing(db_path);
     let quiet = fork::quiet();
     let conn = open_connection(db_path, access)?;
     let result = f(&conn);
     drop(conn);
     drop(quiet);
+    let result = match (result, access) {
+        (Ok(value), Access::Write) => tighten_created(db_path, modes, existed).map(|_| value),
+        (result, _) => result,
+    };
     drop(lock); // after DuckDB let go of the file
     result
 }
