@@ -99,6 +99,12 @@ struct ArrowArrayStream {
 #define FSTORE_ENTRY_ID_SIZE 65
 
 /*
+ How directories and files are created: private to the owner, or shared
+ with one group.
+ */
+typedef struct Modes Modes;
+
+/*
  Options for `fstore_store_open`. Not thread-safe.
  */
 typedef struct fstore_options fstore_options;
@@ -370,6 +376,8 @@ typedef struct fstore_migration_report {
   uint64_t already_present;
 } fstore_migration_report;
 
+
+
 /*
  Success. Outputs are written.
  */
@@ -448,6 +456,13 @@ typedef struct fstore_migration_report {
  A bug in libfstore (for example a caught panic): please report it.
  */
 #define FSTORE_STATUS_INTERNAL 12
+
+/*
+ The cache directory is unsafe: another user could write it or replace
+ it through a parent (world- or group-writable, owned by someone else).
+ The message names the path, what is wrong and the command that fixes it.
+ */
+#define FSTORE_STATUS_PERMISSION_DENIED 13
 
 #define FSTORE_LOG_OFF 0
 
@@ -550,6 +565,14 @@ struct fstore_options *fstore_options_new(void);
  Sets option `key` to `value`. Unknown keys and bad values return
  FSTORE_STATUS_INVALID_ARGUMENT and leave the options unchanged. Keys:
  - `cache_dir`: default `$FSTORE_CACHE_DIR`, else `~/.feature_cache`
+ - `cache.group`: a group name or gid sharing the cache (default
+   `$FSTORE_CACHE_GROUP`, else none: the cache is private to its owner,
+   directories 0700 and files 0600; with a group, 2770 and 0660). An
+   unknown group is FSTORE_STATUS_INVALID_ARGUMENT
+ - `cache.check_permissions`: `true` (default) refuses, at open, a cache
+   directory that another user could write or replace, with
+   FSTORE_STATUS_PERMISSION_DENIED; `false` (for file systems without
+   Unix permissions) skips the check and logs a warning at every open
  - `lock.granularity`: `symbol` (default) or `entry`
  - `lock.cross_process`: `true` (default) or `false`
  - `lock.namespace`: mixed into every lock key (default empty)
@@ -690,8 +713,10 @@ fstore_status fstore_store_scan(const struct fstore_store *store,
  is refused with FSTORE_STATUS_INVALID_STATE naming both, and under
  `manifest=auto` a directory bound to PostgreSQL fails with
  FSTORE_STATUS_UNAVAILABLE rather than falling back when the server is
- unreachable. Waits for the embedded manifest's lock at most
- `wait.timeout_ms`.
+ unreachable. A cache directory another user could write (or replace
+ through a parent) is refused with FSTORE_STATUS_PERMISSION_DENIED and
+ the command that fixes it (see `cache.check_permissions`). Waits for the
+ embedded manifest's lock at most `wait.timeout_ms`.
  */
 fstore_status fstore_store_open(const struct fstore_options *options,
                                 struct fstore_store **out,

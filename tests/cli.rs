@@ -352,6 +352,25 @@ fn bad_input_gets_a_one_line_reason() {
     assert!(ok(fstore(d, &o, &["--help"])).contains("verify"));
 }
 
+/// A cache directory anyone may write is refused with the reason and the
+/// fix on one line; nothing is created in it.
+#[test]
+fn an_unsafe_cache_directory_is_refused_in_one_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let line = fails(fstore(&cache, &duckdb(), &["stats"]), "permission denied");
+    let real = std::fs::canonicalize(&cache).unwrap();
+    assert!(line.contains("writable by every user (mode 0777)"), "{line}");
+    assert!(line.contains(&format!("chmod 700 {}", real.display())), "{line}");
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 0, "something was created in it");
+    // Fixed as the message says, it opens.
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o700)).unwrap();
+    ok(fstore(&cache, &duckdb(), &["stats"]));
+}
+
 fn pg_dsn() -> Option<String> {
     let dsn = std::env::var("FSTORE_TEST_PG_DSN").ok();
     if dsn.is_none() {

@@ -70,8 +70,10 @@ pub type fstore_compute_fn = Option<
 /// is refused with FSTORE_STATUS_INVALID_STATE naming both, and under
 /// `manifest=auto` a directory bound to PostgreSQL fails with
 /// FSTORE_STATUS_UNAVAILABLE rather than falling back when the server is
-/// unreachable. Waits for the embedded manifest's lock at most
-/// `wait.timeout_ms`.
+/// unreachable. A cache directory another user could write (or replace
+/// through a parent) is refused with FSTORE_STATUS_PERMISSION_DENIED and
+/// the command that fixes it (see `cache.check_permissions`). Waits for the
+/// embedded manifest's lock at most `wait.timeout_ms`.
 #[no_mangle]
 pub unsafe extern "C" fn fstore_store_open(
     options: *const fstore_options,

@@ -49,6 +49,7 @@ enum class Status : fstore_status {
   invalid_state = FSTORE_STATUS_INVALID_STATE,
   unavailable = FSTORE_STATUS_UNAVAILABLE,
   internal = FSTORE_STATUS_INTERNAL,
+  permission_denied = FSTORE_STATUS_PERMISSION_DENIED,
 };
 
 /// A short English name of `status`, e.g. "timeout".

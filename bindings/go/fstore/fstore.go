@@ -30,6 +30,9 @@ const (
 	StatusInvalidState    Status = C.FSTORE_STATUS_INVALID_STATE
 	StatusUnavailable     Status = C.FSTORE_STATUS_UNAVAILABLE
 	StatusInternal        Status = C.FSTORE_STATUS_INTERNAL
+	// StatusPermissionDenied: the cache directory is unsafe, another user
+	// could write it; the message names the path and the fix.
+	StatusPermissionDenied Status = C.FSTORE_STATUS_PERMISSION_DENIED
 )
 
 // String is the library's short English name of the status, e.g. "timeout".
@@ -72,18 +75,19 @@ func (e *Error) Unwrap() error { return e.cause }
 
 // Sentinels for errors.Is, one per status.
 var (
-	ErrInvalidArgument = &Error{Status: StatusInvalidArgument}
-	ErrNotFound        = &Error{Status: StatusNotFound}
-	ErrTimeout         = &Error{Status: StatusTimeout}
-	ErrCanceled        = &Error{Status: StatusCanceled}
-	ErrCallbackFailed  = &Error{Status: StatusCallbackFailed}
-	ErrInvalidData     = &Error{Status: StatusInvalidData}
-	ErrIO              = &Error{Status: StatusIO}
-	ErrDatabase        = &Error{Status: StatusDatabase}
-	ErrCorrupt         = &Error{Status: StatusCorrupt}
-	ErrInvalidState    = &Error{Status: StatusInvalidState}
-	ErrUnavailable     = &Error{Status: StatusUnavailable}
-	ErrInternal        = &Error{Status: StatusInternal}
+	ErrInvalidArgument  = &Error{Status: StatusInvalidArgument}
+	ErrNotFound         = &Error{Status: StatusNotFound}
+	ErrTimeout          = &Error{Status: StatusTimeout}
+	ErrCanceled         = &Error{Status: StatusCanceled}
+	ErrCallbackFailed   = &Error{Status: StatusCallbackFailed}
+	ErrInvalidData      = &Error{Status: StatusInvalidData}
+	ErrIO               = &Error{Status: StatusIO}
+	ErrDatabase         = &Error{Status: StatusDatabase}
+	ErrCorrupt          = &Error{Status: StatusCorrupt}
+	ErrInvalidState     = &Error{Status: StatusInvalidState}
+	ErrUnavailable      = &Error{Status: StatusUnavailable}
+	ErrInternal         = &Error{Status: StatusInternal}
+	ErrPermissionDenied = &Error{Status: StatusPermissionDenied}
 )
 
 // takeError turns a failed call's status and error struct into an *Error and

@@ -25,6 +25,7 @@ class Status(enum.IntEnum):
     INVALID_STATE = 10
     UNAVAILABLE = 11
     INTERNAL = 12
+    PERMISSION_DENIED = 13
 
 
 def status_name(status: int) -> str:
@@ -119,6 +120,10 @@ class Internal(Error):
     """A bug in libfstore."""
 
 
+class PermissionDenied(Error, PermissionError):
+    """The cache directory is unsafe: another user could write it (the message says how to fix it)."""
+
+
 _CLASSES = {
     Status.INVALID_ARGUMENT: InvalidArgument,
     Status.NOT_FOUND: NotFound,
@@ -132,6 +137,7 @@ _CLASSES = {
     Status.INVALID_STATE: InvalidState,
     Status.UNAVAILABLE: Unavailable,
     Status.INTERNAL: Internal,
+    Status.PERMISSION_DENIED: PermissionDenied,
 }
 
 

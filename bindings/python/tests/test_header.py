@@ -81,6 +81,9 @@ def test_status_codes_match_the_header(measured: dict[str, int]) -> None:
     in_header = {name: measured[f"status {name}"] for name in header_statuses()}
     assert in_header, "the header defines FSTORE_STATUS_* constants"
     assert {s.name: int(s) for s in Status} == in_header
+    # ... and each failing status has an exception class of its own.
+    errors = importlib.import_module("fstore._errors")
+    assert set(errors._CLASSES) == set(Status) - {Status.OK}
     assert (_lib.STATUS_OK, _lib.STATUS_NOT_FOUND, _lib.STATUS_CANCELLED, _lib.STATUS_CALLBACK_FAILED) == (
         in_header["OK"], in_header["NOT_FOUND"], in_header["CANCELLED"], in_header["CALLBACK_FAILED"])
 
