@@ -646,21 +646,16 @@ fn another_user_computes_in_a_shared_cache_with_read_only_lock_files() {
     let dir = tempfile::tempdir().unwrap();
     chmod(dir.path(), 0o755);
     let cache = dir.path().join("cache");
-    let owner = open(&cache);
+    // Shared with a group that root's child, as nobody, is made a member of.
+    let group = "users";
+    let gid = group_id(group);
+    let shared = |cache: &Path| Store::open(options_with(cache, &[("cache.group", group)])).unwrap();
+    let owner = shared(&cache);
     let first = key("SHARED", 1, 10);
     owner.get_or_compute(&first, &Request::new(), |k| Ok(reader(sample(k, 1)))).unwrap();
     owner.close().unwrap();
 
-    // Everyone may write the cache; the lock files that exist belong to root, read-only.
-    chmod(&cache, 0o777);
-    for file in fs::read_dir(&cache).unwrap().filter_map(|e| e.ok()).filter(|e| e.path().is_file()) {
-        chmod(&file.path(), 0o666); // the embedded manifest and its lock
-    }
-    chmod(&cache.join("data"), 0o777);
-    for shard in fs::read_dir(cache.join("data")).unwrap().filter_map(|e| e.ok()).filter(|e| e.path().is_dir()) {
-        chmod(&shard.path(), 0o777);
-    }
-    chmod(&cache.join("locks"), 0o777);
+    // The lock files that exist belong to root, read-only.
     let lock_files: Vec<_> =
         fs::read_dir(cache.join("locks")).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).collect();
     assert!(!lock_files.is_empty(), "the first compute left its lock file");
@@ -674,11 +669,20 @@ fn another_user_computes_in_a_shared_cache_with_read_only_lock_files() {
         .or_else(|_| fs::copy(std::env::current_exe().unwrap(), &exe).map(drop))
         .unwrap();
     let mut as_nobody = std::process::Command::new("setpriv");
-    as_nobody.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&exe);
+    as_nobody.args(["--reuid=65534", "--regid=65534", &format!("--groups={gid}")]).arg(&exe);
     as_nobody.args(child_test(&exe, "shared_cache_child").get_args());
-    as_nobody.env("FSTORE_TEST_SHARED_CACHE", &cache).env("HOME", dir.path());
+    as_nobody.env("FSTORE_TEST_SHARED_CACHE", &cache).env("FSTORE_CACHE_GROUP", group).env("HOME", dir.path());
     expect_child_success(as_nobody, "a child running as nobody (through setpriv, from util-linux)");
-    assert_eq!(tag_of(&open(&cache), &key("SHARED", 11, 20)), Some(7));
+    assert_eq!(tag_of(&shared(&cache), &key("SHARED", 11, 20)), Some(7));
+}
+
+/// The gid of group `name`, which the test needs.
+fn group_id(name: &str) -> u32 {
+    let c_name = std::ffi::CString::new(name).unwrap();
+    // SAFETY: a valid C string; the result is read at once.
+    let group = unsafe { libc::getgrnam(c_name.as_ptr()) };
+    assert!(!group.is_null(), "this test needs the group '{name}' (it is in every Debian and Red Hat base system)");
+    unsafe { (*group).gr_gid }
 }
 
 /// Under `symbol` granularity, a store whose threads compute entries of one
