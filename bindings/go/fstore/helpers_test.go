@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -50,7 +51,10 @@ func testKey(symbol string) fstore.Key {
 
 func openStore(t *testing.T, opts ...fstore.Option) *fstore.Store {
 	t.Helper()
-	store, err := fstore.Open(append([]fstore.Option{fstore.WithCacheDir(t.TempDir())}, opts...)...)
+	// A directory the library creates, private as a new cache's is
+	// (t.TempDir's own follows the umask: 0755 gets a warning).
+	cache := filepath.Join(t.TempDir(), "cache")
+	store, err := fstore.Open(append([]fstore.Option{fstore.WithCacheDir(cache)}, opts...)...)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
