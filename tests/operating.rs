@@ -185,3 +185,83 @@ fn collect_env_names(dir: &Path, names: &mut BTreeSet<String>) {
         }
     }
 }
+
+/// Every `expr` of the dashboard's panels (and of its variables' queries).
+fn dashboard_queries(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (name, v) in map {
+                match (name.as_str(), v) {
+                    ("expr" | "definition", serde_json::Value::String(q)) => out.push(q.clone()),
+                    _ => dashboard_queries(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| dashboard_queries(v, out)),
+        _ => {}
+    }
+}
+
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for piece in text.split("featurestore_").skip(1) {
+        let name: String = piece.chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+        names.insert(format!("featurestore_{name}"));
+    }
+    names
+}
+
+/// The Grafana dashboard is valid JSON whose queries use only series a
+/// PostgreSQL store emits after some activity (suffixes included), and it
+/// covers what the guides point at.
+#[test]
+fn the_grafana_dashboard_queries_only_series_the_library_emits() {
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&read("docs/grafana/libfstore.json")).expect("docs/grafana/libfstore.json is JSON");
+    assert_eq!(dashboard["uid"], "libfstore");
+    let mut queries = Vec::new();
+    dashboard_queries(&dashboard["panels"], &mut queries);
+    dashboard_queries(&dashboard["templating"], &mut queries);
+    assert!(queries.len() >= 10, "the dashboard has {} queries", queries.len());
+    let used: BTreeSet<String> = queries.iter().flat_map(|q| metric_names(q)).collect();
+
+    let cache = tempfile::tempdir().unwrap();
+    let schema = common::pg::fresh_schema("fstore_grafana_test");
+    let store = Store::open(common::pg::pg_options(cache.path(), &schema)).unwrap();
+    let k = key("AAPL", 19358, 19400);
+    store.get_or_compute(&k, &Request::new(), |k| Ok(reader(sample(k, 1)))).unwrap();
+    store.get_or_compute(&k, &Request::new(), |_| panic!("a hit computes nothing")).unwrap();
+    let failed = store.get_or_compute(&key("MSFT", 19358, 19400), &Request::new(), |_| {
+        Err(fstore::Error::new(Status::CallbackFailed, "no data for MSFT"))
+    });
+    assert!(failed.is_err());
+    let exposition = store.metrics().unwrap();
+    store.close().unwrap();
+    let emitted: BTreeSet<String> = exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split(['{', ' ']).next().unwrap().to_string())
+        .collect();
+
+    let unknown: Vec<&String> = used.difference(&emitted).collect();
+    assert!(unknown.is_empty(), "the dashboard queries series the library does not emit: {unknown:?}\nemitted: {emitted:?}");
+    for (needed, why) in [
+        ("featurestore_get_seconds_bucket", "get latency quantiles"),
+        ("featurestore_compute_seconds_bucket", "compute quantiles"),
+        ("featurestore_lock_wait_seconds_bucket", "lock wait quantiles"),
+        ("featurestore_waits_total", "waits per symbol"),
+        ("featurestore_errors_total", "errors by status"),
+        ("featurestore_pool_connections", "pool gauges"),
+        ("featurestore_hits_total", "hit ratio"),
+    ] {
+        assert!(used.contains(needed), "the dashboard lacks {needed} ({why})");
+    }
+    for bucket in ["get_seconds", "compute_seconds", "lock_wait_seconds"] {
+        assert!(
+            queries.iter().any(|q| q.contains("histogram_quantile(0.99") && q.contains(&format!("featurestore_{bucket}_bucket"))),
+            "no p99 of featurestore_{bucket}"
+        );
+    }
+    assert!(queries.iter().any(|q| q.contains("by (symbol)") && q.contains("featurestore_waits_total")), "no waits per symbol");
+    assert!(queries.iter().any(|q| q.contains("by (status)") && q.contains("featurestore_errors_total")), "no errors by status");
+}

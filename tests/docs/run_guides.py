@@ -14,7 +14,7 @@ The convention, for docs/*.md:
 - Any other block (```text, ```sql, an indented one) is shown, not run:
   keep those few.
 
-A block that fails (or runs longer than BLOCK_SECONDS) stops the run, which
+`--verbose` prints every block's output. A block that fails (or runs longer than BLOCK_SECONDS) stops the run, which
 prints the guide, the block and its output and exits 1. The runner needs a
 PostgreSQL superuser connection in FSTORE_TEST_PG_DSN (tests/run_all.sh
 starts a throwaway server and exports it), `psql`, and the `fstore` tool in
@@ -36,22 +36,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 GUIDES = ["docs/deployment.md", "docs/rollback.md", "docs/troubleshooting.md"]
 BLOCK_SECONDS = 180
-FENCE = re.compile(r"^```(\S*)\s*(\S*)\s*$")
+FENCE = re.compile(r"^(\s*)```(\S*)\s*(\S*)\s*$")
 EXPORT = re.compile(r"^export ([A-Z_][A-Z0-9_]*)=(.*)$")
 
 
 def blocks(path):
-    """(first line number, info words, text) of each fenced block."""
+    """(first line number, (language, tag), text) of each fenced block; a
+    fence may be indented (inside a list item), and so is its text."""
     found, current = [], None
     for number, line in enumerate(path.read_text().splitlines(), 1):
         fence = FENCE.match(line)
         if current is None and fence:
-            current = (number + 1, fence.groups(), [])
-        elif current is not None and line.startswith("```"):
-            found.append((current[0], current[1], "\n".join(current[2]) + "\n"))
+            indent, language, tag = fence.groups()
+            current = (number + 1, (language, tag), indent, [])
+        elif current is not None and fence and fence.group(1) == current[2] and not fence.group(2):
+            found.append((current[0], current[1], "\n".join(current[3]) + "\n"))
             current = None
         elif current is not None:
-            current[2].append(line)
+            current[3].append(line[len(current[2]):] if line.startswith(current[2]) else line.lstrip())
     if current is not None:
         sys.exit(f"{path}: the block at line {current[0] - 1} is never closed")
     return found
@@ -81,6 +83,8 @@ def overrides(server, work, run_id):
         "FSTORE_WORKER_PASSWORD": secrets.token_hex(12),
         "FSTORE_CACHE_DIR": str(work / "cache"),
         "FSTORE_ENV_DIR": str(work / "etc"),
+        "SINGLE_HOST_CACHE_DIR": str(work / "single-host-cache"),
+        "SINGLE_HOST_DATABASE": f"fstore_docs_{run_id}_host1",
     }
 
 
@@ -88,6 +92,8 @@ def with_overrides(text, values, where):
     lines = []
     for line in text.splitlines():
         m = EXPORT.match(line)
+        if m and m.group(1) not in values and m.group(2).startswith("/"):
+            sys.exit(f"{where}: {m.group(1)} is a path the runner does not replace: add it to overrides()")
         if m and m.group(1) in values:
             name = m.group(1)
             shown = "***" if "PASSWORD" in name else values[name]
@@ -103,44 +109,59 @@ def shlex_quote(value):
     return shlex.quote(value)
 
 
-def run_block(script, state, env):
-    """Runs `script` after the saved state; saves the state it leaves. Returns (ok, output, seconds)."""
+def run_block(script, state, env, log, sessions):
+    """Runs `script` after the saved state (every variable a block sets is
+    exported, so that the next block sees it); saves the state it leaves.
+    Background jobs it starts live on until the guide ends. Returns (ok,
+    output, seconds)."""
     wrapped = (
-        f". {shlex_quote(str(state))}\n"
+        f"set -a\n. {shlex_quote(str(state))}\n"
         f"{script}\n"
         f"export -p > {shlex_quote(str(state))}.next && pwd > {shlex_quote(str(state))}.cwd\n"
     )
-    cwd = Path(str(state) + ".cwd").read_text().strip() if Path(str(state) + ".cwd").exists() else str(ROOT)
+    cwd_file = Path(str(state) + ".cwd")
+    cwd = cwd_file.read_text().strip() if cwd_file.exists() else str(ROOT)
     started = time.monotonic()
-    process = subprocess.Popen(
-        ["bash", "-euo", "pipefail", "-c", wrapped],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        output, _ = process.communicate(timeout=BLOCK_SECONDS)
-        ok = process.returncode == 0
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        output += f"\n*** still running after {BLOCK_SECONDS} s: killed ***\n".encode()
-        ok = False
-    # Anything the block left running in the background is stopped with it.
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            ["bash", "-euo", "pipefail", "-c", wrapped],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        sessions.append(process.pid)
+        try:
+            ok = process.wait(timeout=BLOCK_SECONDS) == 0
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            ok, timed_out = False, True
+    output = Path(log).read_text(errors="replace")
+    if timed_out:
+        output += f"\n*** still running after {BLOCK_SECONDS} s: killed ***\n"
     if ok:
         Path(str(state) + ".next").replace(state)
-    return ok, output.decode(errors="replace"), time.monotonic() - started
+    return ok, output, time.monotonic() - started
+
+
+def stop_sessions(sessions):
+    """Ends what the guide's blocks left running in the background."""
+    for pgid in sessions:
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    sessions.clear()
 
 
 def cleanup(values, env):
     sql = (
         f'DROP DATABASE IF EXISTS "{values["FSTORE_DATABASE"]}" WITH (FORCE);\n'
+        f'DROP DATABASE IF EXISTS "{values["SINGLE_HOST_DATABASE"]}" WITH (FORCE);\n'
         f'DROP ROLE IF EXISTS "{values["FSTORE_WORKER"]}";\n'
         f'DROP ROLE IF EXISTS "{values["FSTORE_OWNER"]}";\n'
     )
@@ -151,6 +172,7 @@ def cleanup(values, env):
 
 
 def main():
+    verbose = "--verbose" in sys.argv[1:]
     dsn = os.environ.get("FSTORE_TEST_PG_DSN")
     if not dsn:
         sys.exit("error: the guides need a PostgreSQL server: set FSTORE_TEST_PG_DSN (tests/run_all.sh starts one)")
@@ -184,13 +206,14 @@ def main():
         for guide in GUIDES:
             path = ROOT / guide
             ran = 0
+            sessions = []
             for line, (language, tag), text in blocks(path):
                 if language != "sh":
                     continue
                 where = f"{guide}:{line}"
                 if tag == "env":
                     text = with_overrides(text, values, where)
-                ok, output, seconds = run_block(text, state, env)
+                ok, output, seconds = run_block(text, state, env, work / "block.log", sessions)
                 ran += 1
                 if not ok:
                     print(f"\n*** {where}: this block failed ({seconds:.1f} s):\n")
@@ -198,8 +221,12 @@ def main():
                     print("*** its output:\n")
                     print(output)
                     failed = True
+                    stop_sessions(sessions)
                     return 1
                 print(f"{where}: ok ({seconds:.1f} s)")
+                if verbose:
+                    print("".join(f"    {l}\n" for l in output.splitlines()))
+            stop_sessions(sessions)
             if ran == 0:
                 print(f"{guide}: no sh block to run")
                 return 1
