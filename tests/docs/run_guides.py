@@ -11,11 +11,12 @@ The convention, for docs/*.md:
   line. For the names in `overrides()` (the server, passwords, names that
   must be unique on a shared server, directories) the runner writes its own
   value instead of the guide's example, and says so.
-- Any other block (```text, ```sql, an indented one) is shown, not run:
-  keep those few.
+- Any other block (```text, ```sql, one indented by four spaces) is shown,
+  not run: keep those few. A fence inside a list item may be indented.
 
-`--verbose` prints every block's output. A block that fails (or runs longer than BLOCK_SECONDS) stops the run, which
-prints the guide, the block and its output and exits 1. The runner needs a
+`--verbose` prints every block's output. A block that fails (or runs longer
+than BLOCK_SECONDS) stops the run, which prints the guide, the block and its
+output and exits 1. The runner needs a
 PostgreSQL superuser connection in FSTORE_TEST_PG_DSN (tests/run_all.sh
 starts a throwaway server and exports it), `psql`, and the `fstore` tool in
 $CARGO_TARGET_DIR/release. It runs with a temporary HOME and removes the
@@ -176,10 +177,10 @@ def main():
     dsn = os.environ.get("FSTORE_TEST_PG_DSN")
     if not dsn:
         sys.exit("error: the guides need a PostgreSQL server: set FSTORE_TEST_PG_DSN (tests/run_all.sh starts one)")
-    missing = [tool for tool in ("psql", "bash") if shutil.which(tool) is None]
+    missing = [tool for tool in ("psql", "createdb", "bash", "cargo") if shutil.which(tool) is None]
     if missing:
         sys.exit(f"error: the guides' commands need {', '.join(missing)}: install PostgreSQL's client "
-                 "(Debian: apt-get install postgresql-client)")
+                 "(psql, createdb; Debian: apt-get install postgresql-client), bash and cargo")
     target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/fstore-target"))
     if not (target / "release" / "fstore").exists():
         sys.exit(f"error: {target}/release/fstore is not built: run tests/run_all.sh build (or cargo build --release)")
