@@ -206,7 +206,6 @@ _SIGNATURES = {
     ),
     "fstore_migrate_schema": (c_uint32, [c_void_p, _ERR]),
     "fstore_migrate_manifest": (c_uint32, [c_void_p, POINTER(FstoreMigrationReport), c_size_t, _ERR]),
-    "fstore_request_set_deadline_ms": (c_uint32, [c_void_p, c_int64, _ERR]),
     "fstore_log_set_level": (c_uint32, [c_uint32, _ERR]),
     "fstore_log_set_callback": (None, [LOG_FN, c_void_p]),
     "fstore_result_new": (c_uint32, [_STREAM, POINTER(c_void_p), _ERR]),
