@@ -1,6 +1,7 @@
 package fstore_test
 
 import (
+	"fmt"
 	"regexp"
 	"testing"
 
@@ -88,4 +89,14 @@ func TestKeyCanonicalNamesEntriesAsTheLibraryDoes(t *testing.T) {
 	wantError(t, err, fstore.ErrInvalidArgument, "duplicate")
 	_, _, err = withConfig("{\"a\":\"\x00\"}").Canonical()
 	wantError(t, err, fstore.ErrInvalidArgument, "NUL")
+}
+
+func TestVersionNumberMatchesVersion(t *testing.T) {
+	n := fstore.VersionNumber()
+	if got := fmt.Sprintf("%d.%d.%d", n/1000000, n/1000%1000, n%1000); got != fstore.Version() {
+		t.Fatalf("VersionNumber %d reads %s, Version is %s", n, got, fstore.Version())
+	}
+	if n/1000000 != fstore.HeaderVersionNumber/1000000 || n < fstore.HeaderVersionNumber {
+		t.Fatalf("library %d is not compatible with header %d", n, fstore.HeaderVersionNumber)
+	}
 }

@@ -49,10 +49,19 @@ func maintain(t *testing.T, store *fstore.Store, opts *fstore.MaintainOptions) f
 	return report
 }
 
+func fileSize(t *testing.T, path string) uint64 {
+	t.Helper()
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uint64(info.Size())
+}
+
 func TestMaintainRemovesWhatItReports(t *testing.T) {
 	dir := t.TempDir()
 	store := openStore(t, fstore.WithCacheDir(dir))
-	for _, symbol := range []string{"GONE", "OLD"} {
+	for _, symbol := range []string{"BACK", "BAD", "OLD"} {
 		if err := store.Put(testKey(symbol), sample(cAlloc, 4, symbol)); err != nil {
 			t.Fatal(err)
 		}
@@ -63,36 +72,60 @@ func TestMaintainRemovesWhatItReports(t *testing.T) {
 		t.Fatalf("Maintain(nil) on a clean cache: %+v, %v; want only lock files", got, err)
 	}
 
-	// A file deleted behind the store's back: its row goes, counted first
-	// by a dry run that changes nothing.
+	// Files moved away behind the store's back: their rows go, counted
+	// first by a dry run that changes nothing.
 	paths := entryPaths(t, store)
-	if err := os.Remove(filepath.Join(dir, paths["GONE"])); err != nil {
-		t.Fatal(err)
+	aside := t.TempDir()
+	for _, symbol := range []string{"BACK", "BAD"} {
+		if err := os.Rename(filepath.Join(dir, paths[symbol]), filepath.Join(aside, symbol)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	noGrace := fstore.MaintainOptions{DryRun: true}
-	if got := maintain(t, store, &noGrace); got != (fstore.MaintainReport{RowsWithoutFile: 1}) {
-		t.Fatalf("dry run: %+v, want one row without file", got)
+	if got := maintain(t, store, &noGrace); got != (fstore.MaintainReport{RowsWithoutFile: 2}) {
+		t.Fatalf("dry run: %+v, want two rows without file", got)
 	}
-	if got := len(entryPaths(t, store)); got != 2 {
+	if got := len(entryPaths(t, store)); got != 3 {
 		t.Fatalf("the dry run changed the manifest: %d entries", got)
 	}
 	noGrace.DryRun = false // MaxAge zero: nothing expires
-	if got := maintain(t, store, &noGrace); got != (fstore.MaintainReport{RowsWithoutFile: 1}) {
-		t.Fatalf("Maintain: %+v, want one row without file", got)
+	if got := maintain(t, store, &noGrace); got != (fstore.MaintainReport{RowsWithoutFile: 2}) {
+		t.Fatalf("Maintain: %+v, want two rows without file", got)
 	}
 	if got := entryPaths(t, store); len(got) != 1 || got["OLD"] == "" {
 		t.Fatalf("the manifest after maintenance: %v", got)
 	}
 
-	// Expiry: an entry created longer ago than MaxAge goes, file and row.
-	info, err := os.Stat(filepath.Join(dir, paths["OLD"]))
-	if err != nil {
+	// Back without rows: a sound file is indexed again, a truncated one
+	// removed, and so is a writer's stale temporary file.
+	if err := os.Rename(filepath.Join(aside, "BACK"), filepath.Join(dir, paths["BACK"])); err != nil {
 		t.Fatal(err)
 	}
+	bad := filepath.Join(dir, paths["BAD"])
+	if err := os.Rename(filepath.Join(aside, "BAD"), bad); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(bad, int64(fileSize(t, bad)/2)); err != nil {
+		t.Fatal(err)
+	}
+	temp := filepath.Join(filepath.Dir(filepath.Join(dir, paths["OLD"])), "writer-died.tmp")
+	if err := os.WriteFile(temp, []byte("partial"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := fstore.MaintainReport{ReindexedFiles: 1, CorruptFiles: 1, TempFiles: 1, BytesFreed: fileSize(t, bad) + 7}
+	if got := maintain(t, store, &noGrace); got != want {
+		t.Fatalf("Maintain: %+v, want %+v", got, want)
+	}
+	if got := entryPaths(t, store); len(got) != 2 || got["BACK"] != paths["BACK"] || got["OLD"] == "" {
+		t.Fatalf("the manifest after re-indexing: %v", got)
+	}
+
+	// Expiry: entries created longer ago than MaxAge go, files and rows.
+	freed := fileSize(t, filepath.Join(dir, paths["BACK"])) + fileSize(t, filepath.Join(dir, paths["OLD"]))
 	time.Sleep(20 * time.Millisecond)
 	got = maintain(t, store, &fstore.MaintainOptions{MaxAge: 10 * time.Millisecond})
-	if got.ExpiredEntries != 1 || got.BytesFreed != uint64(info.Size()) || got.RowsWithoutFile != 0 {
-		t.Fatalf("expiry: %+v, want one entry of %d bytes", got, info.Size())
+	if got != (fstore.MaintainReport{ExpiredEntries: 2, BytesFreed: freed}) {
+		t.Fatalf("expiry: %+v, want two entries of %d bytes", got, freed)
 	}
 	if present, err := store.Contains(testKey("OLD")); err != nil || present {
 		t.Fatalf("Contains after expiry: %v, %v", present, err)

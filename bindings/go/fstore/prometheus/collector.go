@@ -18,6 +18,8 @@ type Collector struct {
 	store *fstore.Store
 }
 
+var _ prometheus.Collector = (*Collector)(nil)
+
 // NewCollector collects the metrics of store at every scrape. Register it
 // once per store; after the store is closed, scrapes report an error.
 func NewCollector(store *fstore.Store) *Collector {
