@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from ctypes import byref, c_int64
 
+from ._admin import LockStats, MaintainReport, MigrationReport, PoolStats, migrate_manifest, migrate_schema
 from ._arrow import ArrowStream
 from ._errors import (
     CallbackFailed,
@@ -52,6 +53,8 @@ _lib()
 from . import _log  # noqa: E402
 
 _log.install()
+set_log_level = _log.set_level
+from .feature_store import FeatureStore  # noqa: E402
 
 __all__ = [
     "ArrowStream",
@@ -68,10 +71,15 @@ __all__ = [
     "InvalidData",
     "InvalidState",
     "IoError",
+    "FeatureStore",
     "Key",
     "LibraryNotFound",
+    "LockStats",
+    "MaintainReport",
+    "MigrationReport",
     "MissingEntry",
     "NotFound",
+    "PoolStats",
     "Scan",
     "Stats",
     "Status",
@@ -82,6 +90,9 @@ __all__ = [
     "library_version",
     "__version__",
     "lock_key",
+    "migrate_manifest",
+    "migrate_schema",
+    "set_log_level",
     "status_name",
 ]
 
