@@ -144,28 +144,31 @@ func newOptions(opts []Option) (*C.fstore_options, error) {
 		opt(&settings)
 	}
 	options := C.fstore_options_new()
-	var cerr C.fstore_error
 	for i, name := range settings.names {
-		cname, err := cString("option name", name)
-		if err != nil {
+		if err := setOption(options, name, settings.values[i]); err != nil {
 			C.fstore_options_free(&options)
 			return nil, err
-		}
-		cvalue, err := cString("option "+name, settings.values[i])
-		if err != nil {
-			C.free(unsafe.Pointer(cname))
-			C.fstore_options_free(&options)
-			return nil, err
-		}
-		status := C.fstore_options_set(options, cname, cvalue, &cerr)
-		C.free(unsafe.Pointer(cname))
-		C.free(unsafe.Pointer(cvalue))
-		if status != C.FSTORE_STATUS_OK {
-			C.fstore_options_free(&options)
-			return nil, takeError(status, &cerr)
 		}
 	}
 	return options, nil
+}
+
+func setOption(options *C.fstore_options, name, value string) error {
+	cname, err := cString("option name", name)
+	if err != nil {
+		return err
+	}
+	defer C.free(unsafe.Pointer(cname))
+	cvalue, err := cString("option "+name, value)
+	if err != nil {
+		return err
+	}
+	defer C.free(unsafe.Pointer(cvalue))
+	var cerr C.fstore_error
+	if status := C.fstore_options_set(options, cname, cvalue, &cerr); status != C.FSTORE_STATUS_OK {
+		return takeError(status, &cerr)
+	}
+	return nil
 }
 
 // handle is the C handle for one call. The caller keeps s alive until the
