@@ -5,7 +5,12 @@
 //! - `c`: `fstore_store_get`, then the Arrow C stream consumed and released
 //!   the way a C caller does (schema, every batch, release);
 //! - `projected`: `Store::get` of 2 of the 16 features with the memory
-//!   cache off, so every call decodes its file.
+//!   cache off, so every call decodes its file;
+//! - `labels`: what per-symbol metrics cost. Hits cycle over 64 entries of
+//!   64 symbols on two stores that differ only in `metrics.max_symbols`:
+//!   1000 (a series per symbol, the default) and 0 (every symbol folded
+//!   into one `other` series). Runs alternate between the two (and which
+//!   goes first), and the ratio of each pair is printed with the median.
 //!
 //!     cargo run --release --example bench_hits -- --runs 5 --seconds 2
 //!     cargo run --release --example bench_hits -- --smoke
@@ -40,9 +45,13 @@ struct Args {
     calls: Option<u64>,
     #[arg(long, default_value_t = 5)]
     runs: usize,
-    /// Paths to measure, comma-separated: rust, c, projected.
-    #[arg(long, value_delimiter = ',', default_values_t = ["rust".to_string(), "c".to_string(), "projected".to_string()])]
+    /// Paths to measure, comma-separated: rust, c, projected, labels.
+    #[arg(long, value_delimiter = ',', default_values_t = ["rust".to_string(), "c".to_string(), "projected".to_string(), "labels".to_string()])]
     paths: Vec<String>,
+    /// `labels` path: measure only one side, `per-symbol` or `folded` (for
+    /// instruction counts under a profiler).
+    #[arg(long, value_parser = ["per-symbol", "folded"])]
+    labels_only: Option<String>,
     /// A few seconds in all: one short run of everything, for the test command.
     #[arg(long)]
     smoke: bool,
@@ -51,6 +60,7 @@ struct Args {
 const ROWS: i32 = 252;
 const FEATURES: usize = 16;
 const PROJECTION: [&str; 2] = ["f3", "f11"];
+const LABELLED_SYMBOLS: usize = 64;
 
 /// One measurement: calls made, wall time, and every call's latency.
 struct Measured {
@@ -92,6 +102,10 @@ fn main() {
 
     println!("{:<10} {:>7} {:>12} {:>9} {:>9}   per-run hits/s", "path", "threads", "hits/s", "p50", "p99");
     for path in &args.paths {
+        if path == "labels" {
+            measure_labels(dir.path(), &args);
+            continue;
+        }
         for &threads in &args.threads {
             let mut runs = Vec::new();
             for _ in 0..args.runs {
@@ -105,7 +119,7 @@ fn main() {
                         let data = uncached.get(&key, &projected).unwrap().expect("a hit");
                         assert_eq!(data.schema.fields().len(), PROJECTION.len());
                     }),
-                    other => panic!("unknown path '{other}' (rust, c, projected)"),
+                    other => panic!("unknown path '{other}' (rust, c, projected, labels)"),
                 };
                 runs.push(measured);
             }
@@ -117,10 +131,84 @@ fn main() {
 }
 
 fn open(dir: &std::path::Path, memory_cache_mb: u64) -> Store {
+    open_with(dir, &[("memory_cache_mb", &memory_cache_mb.to_string())])
+}
+
+fn open_with(dir: &std::path::Path, settings: &[(&str, &str)]) -> Store {
     let mut options = Options::default();
     options.set("cache_dir", dir.to_str().expect("a UTF-8 path")).unwrap();
-    options.set("memory_cache_mb", &memory_cache_mb.to_string()).unwrap();
+    for (name, value) in settings {
+        options.set(name, value).unwrap();
+    }
     Store::open(options).expect("open the store")
+}
+
+/// The `labels` path: hits over many symbols with a metrics series per
+/// symbol, against the same hits counted in one folded series.
+fn measure_labels(dir: &std::path::Path, args: &Args) {
+    let keys: Vec<Key> = (0..LABELLED_SYMBOLS)
+        .map(|i| Key::new("bench_labels", format!("S{i:02}"), 19358, 19358 + ROWS - 1, r#"{"window": 20}"#))
+        .collect();
+    let per_symbol = open_with(dir, &[("metrics.max_symbols", "1000")]);
+    let folded = open_with(dir, &[("metrics.max_symbols", "0")]);
+    for key in &keys {
+        per_symbol.put(key, &mut features(key)).expect("publish an entry");
+    }
+    let all = Request::new();
+    let cycle = |store: &Store| {
+        thread_local!(static NEXT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) });
+        let i = NEXT.with(|n| {
+            let i = n.get();
+            n.set(i.wrapping_add(1));
+            i
+        });
+        let data = store.get(&keys[i % keys.len()], &all).unwrap().expect("a hit");
+        assert_eq!(data.num_rows(), ROWS as usize);
+    };
+    for store in [&per_symbol, &folded] {
+        keys.iter().for_each(|_| cycle(store)); // every entry decoded into the memory cache
+    }
+    if let Some(side) = &args.labels_only {
+        let store = if side == "per-symbol" { &per_symbol } else { &folded };
+        for &threads in &args.threads {
+            let runs: Vec<Measured> = (0..args.runs).map(|_| measure(threads, args, || cycle(store))).collect();
+            report(side, threads, &runs);
+        }
+        return;
+    }
+    for &threads in &args.threads {
+        let (mut labelled_runs, mut folded_runs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for run in 0..args.runs {
+            // Alternate which goes first, so that drift in the machine's
+            // load does not favour one.
+            let (labelled_run, folded_run) = if run % 2 == 0 {
+                let labelled_run = measure(threads, args, || cycle(&per_symbol));
+                (labelled_run, measure(threads, args, || cycle(&folded)))
+            } else {
+                let folded_run = measure(threads, args, || cycle(&folded));
+                (measure(threads, args, || cycle(&per_symbol)), folded_run)
+            };
+            ratios.push(labelled_run.per_second() / folded_run.per_second());
+            labelled_runs.push(labelled_run);
+            folded_runs.push(folded_run);
+        }
+        report("per-symbol", threads, &labelled_runs);
+        report("folded", threads, &folded_runs);
+        let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.3}")).collect();
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "labels     {threads:>7} per-symbol/folded hits/s: median {:.3} [{}]",
+            ratios[ratios.len() / 2],
+            shown.join(", ")
+        );
+    }
+    // The two stores must really have counted differently.
+    let text = per_symbol.metrics().expect("render metrics");
+    let named = (0..LABELLED_SYMBOLS).filter(|i| text.contains(&format!("featurestore_hits_total{{symbol=\"S{i:02}\"}}"))).count();
+    assert_eq!(named, LABELLED_SYMBOLS, "the per-symbol store has a series per symbol");
+    let text = folded.metrics().expect("render metrics");
+    assert!(!text.contains("symbol=\"S00\""), "the folded store names no symbol");
+    assert!(text.contains("featurestore_hits_total{symbol=\"other\"}"), "the folded store counts under other");
 }
 
 /// Runs `call` on `threads` threads, for `--seconds` or `--calls` each.

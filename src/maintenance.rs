@@ -32,11 +32,16 @@ pub struct MaintainOptions {
     pub grace: Duration,
     /// Count what would be done, change nothing.
     pub dry_run: bool,
+    /// Also re-read every file the manifest lists and remove those that
+    /// fail verification (with their rows). Without it, a listed file is
+    /// trusted: reading every entry is costly on a large cache, and a
+    /// worker that meets a damaged one computes it again anyway.
+    pub verify: bool,
 }
 
 impl Default for MaintainOptions {
     fn default() -> Self {
-        MaintainOptions { max_age: None, grace: Duration::from_secs(3600), dry_run: false }
+        MaintainOptions { max_age: None, grace: Duration::from_secs(3600), dry_run: false, verify: false }
     }
 }
 
@@ -116,6 +121,8 @@ impl Run<'_> {
                     let modified = meta.modified().unwrap_or(self.now);
                     if self.expired(row.created_at_us) && self.settled(modified) {
                         self.expire(&path, &meta, &row.symbol, &row.entry_id, Some(&row))?;
+                    } else if self.options.verify && self.settled(modified) {
+                        self.verify_listed(&path, &meta, &row)?;
                     }
                     // Accounted for by its row (removed, or kept): the file walk skips it.
                     indexed.insert(row.entry_id);
@@ -185,6 +192,28 @@ impl Run<'_> {
             self.store.manifest.insert_missing(&reindex)?;
         }
         Ok(())
+    }
+
+    /// Re-reads a listed file; one that fails verification goes, with its
+    /// row, under the entry's lock (unless republished since the scan).
+    fn verify_listed(&mut self, path: &Path, scanned: &fs::Metadata, row: &ManifestRow) -> Result<()> {
+        match self.store.storage.inspect(path) {
+            Ok(_) => Ok(()),
+            Err(e) if e.status() == Status::Corrupt => {
+                log::warn!("libfstore: maintenance removes {e}");
+                if self.remove_locked(path, scanned, &row.entry_id, Some(&row.symbol))? {
+                    self.report.corrupt_files += 1;
+                    if !self.options.dry_run {
+                        self.store.manifest.forget_unchanged(&[(row.entry_id.clone(), row.created_at_us)])?;
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => {
+                log::warn!("libfstore: maintenance skips {}: {e}", path.display());
+                Ok(())
+            }
+        }
     }
 
     /// Removes an expired entry under its lock, unless its file changed

@@ -38,6 +38,8 @@ pub const KEY_METADATA: &str = "fstore.key";
 pub const CHECKSUM_METADATA: &str = "fstore.checksum";
 pub const CHECKSUM_BYTES_METADATA: &str = "fstore.checksum_bytes";
 pub const FOOTER_DIGEST_METADATA: &str = "fstore.footer_sha256";
+/// The footer entries the library writes, which are not the data's.
+const FOOTER_METADATA: [&str; 4] = [KEY_METADATA, CHECKSUM_METADATA, CHECKSUM_BYTES_METADATA, FOOTER_DIGEST_METADATA];
 const ZSTD_LEVEL: i32 = 3;
 /// Temporary files end with this; maintenance removes stale ones.
 pub const TEMP_SUFFIX: &str = ".tmp";
@@ -363,7 +365,13 @@ fn decode(path: &Path, builder: ParquetRecordBatchReaderBuilder<Bytes>, columns:
         None => builder,
     };
     let mut reader = builder.build().map_err(|e| corrupt(path, &e.to_string()))?;
-    let data = Data::collect(&mut reader).map_err(|e| corrupt(path, e.message()))?;
+    let mut data = Data::collect(&mut reader).map_err(|e| corrupt(path, e.message()))?;
+    // The reader builds its schema from the fields alone: give back the
+    // schema's metadata as written (pandas keeps a frame's index there),
+    // without the footer entries that are the library's own.
+    let mut labels = schema.metadata().clone();
+    labels.retain(|name, _| !FOOTER_METADATA.contains(&name.as_str()));
+    data.schema = Arc::new(data.schema.as_ref().clone().with_metadata(labels));
     // The Parquet projection keeps file order; give the caller the order asked.
     match columns {
         Some(columns) => data.project(Some(columns)),

@@ -218,6 +218,20 @@ fn every_entry_command_on_the_embedded_manifest() {
     assert!(stdout(&human).contains(&entry_id(&b)));
     fails(human, "corrupt entry");
 
+    // gc trusts the entries the manifest lists; with --verify it re-reads
+    // them and removes the damaged one with its row
+    let trusting = json(fstore(d, &o, &["gc", "--grace", "0s", "--json"]));
+    assert_eq!(trusting["corrupt_files"], 0, "{trusting}");
+    assert!(damaged.exists());
+    let counted = json(fstore(d, &o, &["gc", "--verify", "--dry-run", "--grace", "0s", "--json"]));
+    assert_eq!(counted["corrupt_files"], 1, "{counted}");
+    assert!(damaged.exists());
+    let repaired = json(fstore(d, &o, &["gc", "--verify", "--grace", "0s", "--json"]));
+    assert_eq!(repaired["corrupt_files"], 1, "{repaired}");
+    assert!(!damaged.exists());
+    assert!(!ls(&[]).contains(&entry_id(&b)), "its row is gone too");
+    assert!(ok(fstore(d, &o, &["verify"])).contains("3 entries checked"));
+
     // invalidate, by key and by id; a second time there is nothing to remove
     let gone = json(fstore(d, &o, &["invalidate", &entry_id(&computed), "--json"]));
     assert_eq!((gone["entry_id"].as_str(), gone["invalidated"].as_bool()), (Some(entry_id(&computed).as_str()), Some(true)));
@@ -226,18 +240,18 @@ fn every_entry_command_on_the_embedded_manifest() {
     let text = ok(fstore(d, &o, &[&args[..], &["--config", r#"{"window":20}"#]].concat()));
     assert!(text.contains(&entry_id(&a)), "{text}");
     fails(fstore(d, &o, &[&args[..], &["--config", r#"{"window":20}"#]].concat()), "not found");
-    assert_eq!(ls(&[]).len(), 2);
+    assert_eq!(ls(&[]), [entry_id(&c)]);
 
     // gc: a dry run removes nothing; the real run removes what it counted
     let dry = json(fstore(d, &o, &["gc", "--dry-run", "--max-age", "0s", "--grace", "0s", "--json"]));
     assert_eq!(dry["dry_run"], true);
-    assert_eq!(dry["expired_entries"].as_u64().unwrap() + dry["corrupt_files"].as_u64().unwrap(), 2, "{dry}");
-    assert!(entry_file(d, &entry_id(&c)).exists() && damaged.exists());
-    assert_eq!(ls(&[]).len(), 2);
+    assert_eq!(dry["expired_entries"], 1, "{dry}");
+    assert!(entry_file(d, &entry_id(&c)).exists());
+    assert_eq!(ls(&[]).len(), 1);
     assert!(ok(fstore(d, &o, &["gc", "--dry-run", "--grace", "0s"])).contains("dry run"));
     let done = json(fstore(d, &o, &["gc", "--max-age", "0s", "--grace", "0s", "--json"]));
     assert_eq!(done["bytes_freed"], dry["bytes_freed"]);
-    assert!(!entry_file(d, &entry_id(&c)).exists() && !damaged.exists());
+    assert!(!entry_file(d, &entry_id(&c)).exists());
     assert_eq!(ls(&[]).len(), 0);
     assert!(ok(fstore(d, &o, &["gc", "--grace", "0s"])).contains("removed"));
 

@@ -4,8 +4,9 @@
 # ASan+UBSan, C++ with CMake/ctest (plainly, ASan+UBSan, TSan), packaging
 # (the shared library's SONAME and exports; install, find_package,
 # pkg-config, add_subdirectory and FetchContent consumers), Go, Python, a
-# demo smoke run, a smoke run of every benchmark (examples/run_benchmarks.sh:
-# the fleet benchmark's every scenario and baseline, embedded and PostgreSQL,
+# demo smoke run, every command of the operating guides (docs/*.md), a
+# smoke run of every benchmark (examples/run_benchmarks.sh: the fleet
+# benchmark's every scenario and baseline, embedded and PostgreSQL,
 # through C and Python; hits, scan, Python and Go per call), the fault tests
 # (a host cut off in a network namespace, a server that ends idle
 # transactions, a full disk; root only) and a soak.
@@ -67,7 +68,7 @@ if [ -z "${FSTORE_TEST_PG_DSN:-}" ]; then
 fi
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(build rust fuzz header c cpp packaging go python demo bench faults soak)
+[ ${#steps[@]} -gt 0 ] || steps=(build rust fuzz header c cpp packaging go python demo docs bench faults soak)
 passed=0
 failed=0
 failures=()
@@ -157,9 +158,11 @@ for step in "${steps[@]}"; do
       run_step py-install bash bindings/python/install_test.sh ;;
     bench) run_step bench bench_smoke ;;
     demo) run_step demo cargo run --release --example training_workers -- --fresh --workers 4 --epochs 3 --compute-ms 5 ;;
+    # The guides' sh blocks, in order, against the test server (tests/docs/run_guides.py).
+    docs) run_step docs python3 tests/docs/run_guides.py ;;
     faults) run_step faults cargo test --release --test faults -- --nocapture --test-threads=1 ;;
     soak) run_step soak cargo test --release --test soak -- --nocapture ;;
-    *) echo "unknown step '$step' (steps: build rust fuzz header c cpp packaging go python demo bench faults soak)" >&2; exit 2 ;;
+    *) echo "unknown step '$step' (steps: build rust fuzz header c cpp packaging go python demo docs bench faults soak)" >&2; exit 2 ;;
   esac
 done
 

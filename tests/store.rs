@@ -553,3 +553,34 @@ fn metrics_count_each_symbol_up_to_the_cap_and_every_wait_and_failure() {
     assert!(value("featurestore_memory_cache_entries") >= 1.0);
     assert_eq!(value("featurestore_info{version=\"0.1.0\",backend=\"duckdb\"}"), 1.0);
 }
+
+#[test]
+fn an_entry_keeps_its_schema_metadata_on_a_hit_as_on_the_miss() {
+    // pandas keeps a frame's index and dtypes there: a hit must read back
+    // what the miss returned.
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = Options::default();
+    options.set("cache_dir", dir.path().to_str().unwrap()).unwrap();
+    options.set("memory_cache_mb", "0").unwrap(); // every hit decodes the file
+    let store = Store::open(options).unwrap();
+    let k = key("AAPL", 0, 9);
+    let data = sample(&k, 1);
+    let labels: std::collections::HashMap<String, String> =
+        [("pandas".to_string(), r#"{"index_columns": ["date"]}"#.to_string()), ("owner".to_string(), "research".to_string())]
+            .into();
+    let schema = Arc::new(data.schema.as_ref().clone().with_metadata(labels.clone()));
+    let batches = data.batches.iter().map(|b| b.clone().with_schema(schema.clone()).unwrap()).collect();
+    let labelled = fstore::Data { schema, batches };
+    let runs = AtomicUsize::new(0);
+    let compute = |_: &fstore::Key| -> fstore::Result<Box<dyn RecordBatchReader>> {
+        runs.fetch_add(1, Ordering::SeqCst);
+        Ok(reader(labelled.clone()))
+    };
+    let miss = store.get_or_compute(&k, &Request::new(), compute).unwrap();
+    assert_eq!(miss.schema.metadata(), &labels);
+    let hit = store.get(&k, &Request::new()).unwrap().unwrap();
+    assert_eq!(hit.schema.metadata(), &labels, "the library's own footer entries stay out of it");
+    let projected = store.get(&k, &Request::new().with_columns(["value"])).unwrap().unwrap();
+    assert_eq!(projected.schema.metadata(), &labels);
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Tests the Go module (bindings/go/fstore) against a built libfstore: checks
-# that its copy of the header is include/fstore.h, vets it, runs its tests,
-# runs examples/go (through a replace directive) and a module outside the
-# repository that gets it as a user would (test_outside_module.sh).
+# that its copy of the header is include/fstore.h, vets it, runs its tests
+# (the PostgreSQL ones against FSTORE_TEST_PG_DSN, else a throwaway server),
+# runs the Prometheus collector module's tests (bindings/go/fstore/prometheus,
+# through its go.work), examples/go (through a replace directive) and
+# modules outside the repository that get both modules as a user would
+# (test_outside_module.sh, test_outside_collector.sh).
 #
 #   bindings/go/run_tests.sh
 #
@@ -33,7 +36,9 @@ export FSTORE_LOCK_KEY_VECTORS=${FSTORE_LOCK_KEY_VECTORS:-$root/tests/vectors/lo
 
 # Tests never touch the user's real cache (they pass their own cache_dir too).
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/fstore-go-tests.XXXXXX")
-trap 'rm -rf "$scratch"' EXIT
+. "$root/tests/pg_env.sh"
+trap 'fstore_pg_cleanup; rm -rf "$scratch"' EXIT
+fstore_pg_setup go go_test "${TMPDIR:-/tmp}"
 export FSTORE_CACHE_DIR="$scratch/cache"
 
 cd "$here/fstore"
@@ -54,6 +59,22 @@ GOEXPERIMENT=$experiment go test "${race[@]}" -count=1 -v ./... 2>&1 | tee "$scr
 status=${PIPESTATUS[0]}
 set -e
 
+echo "go: the Prometheus collector module"
+set +e
+(
+  set -e
+  cd prometheus
+  # Its go.work builds it against the module beside it; -mod=mod is not
+  # allowed in a workspace.
+  export GOFLAGS="-tags=fstore_nopkgconfig"
+  go list -deps -test ./... >/dev/null # fetches its dependencies
+  go vet ./...
+  GOEXPERIMENT=$experiment go test "${race[@]}" -count=1 -v ./... 2>&1 | tee -a "$scratch/test.log"
+  exit "${PIPESTATUS[0]}"
+)
+[ "$?" -eq 0 ] || status=1
+set -e
+
 passed=$(grep -c -- '^--- PASS' "$scratch/test.log" || true)
 failed=$(grep -c -- '^--- FAIL' "$scratch/test.log" || true)
 echo "go: $passed passed, $failed failed"
@@ -63,3 +84,5 @@ echo "go: examples/go"
 (cd "$root/examples/go" && go vet . && go run . -workers 4 -epochs 3 -compute 5ms)
 echo "go: a module outside the repository"
 bash "$here/test_outside_module.sh"
+echo "go: a module outside the repository that serves the collector"
+bash "$here/test_outside_collector.sh"

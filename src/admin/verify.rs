@@ -1,8 +1,8 @@
 //! Re-reads every entry file against its checksums.
 //!
 //! Unlike maintenance, which removes what fails, this only reports: an
-//! operator decides (`fstore gc` removes corrupt files, a worker recomputes
-//! them on its next miss).
+//! operator decides (`fstore gc --verify` removes corrupt files, a worker
+//! recomputes one it meets).
 
 use std::collections::HashSet;
 use std::fs;

@@ -69,10 +69,13 @@ pub(crate) struct Identity {
 impl PostgresManifest {
     pub fn open(pool: Arc<PgPool>, schema: &str, auto_migrate: bool, timeout: Duration) -> Result<Self> {
         let manifest = Self::unchecked(pool, schema, timeout)?;
-        if auto_migrate {
+        // A current schema is only read, so that workers whose role may not
+        // run DDL open it with the default options.
+        let current = manifest.current_version()?;
+        if auto_migrate && current < LATEST_SCHEMA_VERSION {
             manifest.migrate()?;
         } else {
-            manifest.check_version()?;
+            manifest.check_version(current)?;
         }
         Ok(manifest)
     }
@@ -128,7 +131,8 @@ impl PostgresManifest {
         Ok(applied)
     }
 
-    fn check_version(&self) -> Result<()> {
+    /// The schema's version, read without DDL: 0 when it does not exist.
+    fn current_version(&self) -> Result<i32> {
         let target = self.pool.target();
         let mut conn = self.conn()?;
         let table = format!("{}.schema_version", self.schema);
@@ -136,13 +140,16 @@ impl PostgresManifest {
             .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
             .map_err(|e| pg_error(target, "cannot look for the schema", &e))?
             .get(0);
-        let current: i32 = if exists {
-            conn.query_one(format!("SELECT coalesce(max(version), 0) FROM {table}").as_str(), &[])
-                .map_err(|e| pg_error(target, "cannot read the schema version", &e))?
-                .get(0)
-        } else {
-            0
-        };
+        if !exists {
+            return Ok(0);
+        }
+        Ok(conn
+            .query_one(format!("SELECT coalesce(max(version), 0) FROM {table}").as_str(), &[])
+            .map_err(|e| pg_error(target, "cannot read the schema version", &e))?
+            .get(0))
+    }
+
+    fn check_version(&self, current: i32) -> Result<()> {
         self.refuse_newer(current)?;
         if current < LATEST_SCHEMA_VERSION {
             return Err(Error::invalid_state(format!(

@@ -333,5 +333,5 @@ pub fn row_of<'a>(rows: &'a [fstore::ManifestRow], k: &Key) -> Option<&'a fstore
 
 /// Maintenance with no grace period: whatever qualifies goes now.
 pub fn maintain_now(max_age: Option<std::time::Duration>) -> fstore::maintenance::MaintainOptions {
-    fstore::maintenance::MaintainOptions { max_age, grace: std::time::Duration::ZERO, dry_run: false }
+    fstore::maintenance::MaintainOptions { max_age, grace: std::time::Duration::ZERO, ..Default::default() }
 }

@@ -19,7 +19,9 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -625,6 +627,61 @@ class Store {
 
   std::unique_ptr<fstore_store, Deleter> store_;
 };
+
+/// A log level of the library, in order of detail.
+enum class LogLevel : fstore_log_level {
+  off = FSTORE_LOG_OFF,
+  error = FSTORE_LOG_ERROR,
+  warn = FSTORE_LOG_WARN,
+  info = FSTORE_LOG_INFO,
+  debug = FSTORE_LOG_DEBUG,
+  trace = FSTORE_LOG_TRACE,
+};
+
+/// Receives one log line of the library: its level and its text (valid
+/// during the call). Called on whichever thread logs, possibly several at
+/// once. An exception it throws is swallowed: it cannot cross the C API.
+using LogHandler = std::function<void(LogLevel, std::string_view)>;
+
+namespace detail {
+
+inline void log_trampoline(void* userdata, fstore_log_level level, const char* message) noexcept {
+  try {
+    (*static_cast<const LogHandler*>(userdata))(static_cast<LogLevel>(level), message);
+  } catch (...) {
+    // Logging must never fail the call that logged.
+  }
+}
+
+}  // namespace detail
+
+/// Sends the library's log lines to `handler` (e.g. glog or spdlog) instead
+/// of stderr; an empty handler sends them to stderr again. Process-wide.
+///
+///   fstore::set_log_handler([](fstore::LogLevel level, std::string_view line) {
+///     LOG(WARNING) << "libfstore: " << line;
+///   });
+///
+/// Another thread may still be inside the previous handler when this
+/// returns, so a replaced handler is never destroyed: set one at start-up,
+/// not per call.
+inline void set_log_handler(LogHandler handler) {
+  static std::mutex setting;  // keeps two setters from interleaving their C calls
+  std::lock_guard<std::mutex> guard(setting);
+  if (!handler) {
+    fstore_log_set_callback(nullptr, nullptr);
+    return;
+  }
+  auto* kept = new LogHandler(std::move(handler));  // deliberately never freed (see above)
+  fstore_log_set_callback(&detail::log_trampoline, kept);
+}
+
+/// Logs only lines at `level` or more severe (LogLevel::off: none). The
+/// default comes from FSTORE_LOG, else warn.
+inline void set_log_level(LogLevel level) {
+  detail::ErrorSlot error;
+  detail::check(fstore_log_set_level(static_cast<fstore_log_level>(level), error.get()), error);
+}
 
 /// Creates or upgrades libfstore's PostgreSQL schema (for workers that run
 /// with postgres.auto_migrate=false).

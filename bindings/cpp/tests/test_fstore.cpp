@@ -10,6 +10,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -518,6 +520,72 @@ TEST(Store, FallbackWarningsAndMigrationErrors) {
   ASSERT_EQ(store.warnings().size(), 1u);
   EXPECT_NE(store.warnings()[0].find("127.0.0.1"), std::string::npos) << store.warnings()[0];
   expect_error([&] { fstore::migrate_schema(options); }, fstore::Status::unavailable, "127.0.0.1");
+}
+
+// Library log lines reach a host logger, and go back to stderr when it is unset.
+TEST(Log, HandlerReceivesTheFallbackWarningAndLevelsFilter) {
+  struct Line {
+    fstore::LogLevel level;
+    std::string text;
+  };
+  auto lines = std::make_shared<std::vector<Line>>();
+  auto guard = std::make_shared<std::mutex>();
+  fstore::set_log_handler([lines, guard](fstore::LogLevel level, std::string_view text) {
+    std::lock_guard<std::mutex> lock(*guard);
+    lines->push_back({level, std::string(text)});
+  });
+  fstore::set_log_level(fstore::LogLevel::warn);
+  auto fallback_options = [](const TempDir& dir) {
+    return fstore::Options()
+        .set("cache_dir", dir.path())
+        .set("manifest", "auto")
+        .set("postgres.host", "127.0.0.1")
+        .set("postgres.port", "1")  // nothing listens there
+        .set("postgres.connect_timeout_ms", "300");
+  };
+  auto taken = [&] {
+    std::lock_guard<std::mutex> lock(*guard);
+    std::vector<Line> out;
+    out.swap(*lines);
+    return out;
+  };
+  {
+    TempDir dir;
+    fstore::Store store(fallback_options(dir));
+    ASSERT_EQ(store.warnings().size(), 1u);
+    std::vector<Line> got = taken();
+    bool seen = false;
+    for (const Line& line : got) {
+      EXPECT_EQ(line.text.rfind("libfstore: ", 0), std::string::npos) << "the host logger names the source";
+      if (line.level == fstore::LogLevel::warn && line.text.find("127.0.0.1") != std::string::npos) seen = true;
+    }
+    EXPECT_TRUE(seen) << "no warning naming the server among " << got.size() << " lines";
+  }
+  // Below the level: nothing arrives.
+  fstore::set_log_level(fstore::LogLevel::error);
+  {
+    TempDir dir;
+    fstore::Store store(fallback_options(dir));
+    EXPECT_EQ(store.warnings().size(), 1u);
+    EXPECT_TRUE(taken().empty());
+  }
+  // A throwing handler cannot break the call that logged.
+  fstore::set_log_level(fstore::LogLevel::warn);
+  fstore::set_log_handler([](fstore::LogLevel, std::string_view) { throw std::runtime_error("logger down"); });
+  {
+    TempDir dir;
+    fstore::Store store(fallback_options(dir));
+    EXPECT_EQ(store.manifest_backend(), "duckdb");
+  }
+  // Unset: the first handler receives nothing more.
+  fstore::set_log_handler(nullptr);
+  {
+    TempDir dir;
+    fstore::Store store(fallback_options(dir));
+  }
+  EXPECT_TRUE(taken().empty());
+  expect_error([] { fstore::set_log_level(static_cast<fstore::LogLevel>(9)); }, fstore::Status::invalid_argument,
+               "level");
 }
 
 // PostgreSQL: run when FSTORE_TEST_PG_DSN names a server (run_tests.sh starts one).

@@ -100,4 +100,14 @@
 // function runs on the goroutine that called [Store.GetOrCompute]. A store
 // must not be used in a process other than the one that opened it (Go does
 // not fork without exec, so this concerns only foreign code).
+//
+// # Operating a cache
+//
+// [Store.Metrics] renders the Prometheus text format; the module
+// github.com/libfstore/libfstore/bindings/go/fstore/prometheus (package
+// fstoreprom) turns it into a client_golang Collector, kept apart so that
+// this module does not depend on client_golang. [Store.Warnings],
+// [Store.PoolStats], [Store.LockStats], [Store.Summary] and
+// [Store.Entries] describe a store; [Store.Maintain], [MigrateSchema] and
+// [MigrateManifest] change a cache directory, as the fstore command does.
 package fstore

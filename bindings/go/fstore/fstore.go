@@ -128,6 +128,18 @@ func Version() string {
 	return C.GoString(C.fstore_version())
 }
 
+// HeaderVersionNumber is the version of the header this package was built
+// with (FSTORE_VERSION_NUMBER): major*1000000 + minor*1000 + patch.
+const HeaderVersionNumber = C.FSTORE_VERSION_NUMBER
+
+// VersionNumber is the version of the libfstore the program runs with, as
+// major*1000000 + minor*1000 + patch. The library is compatible with this
+// package when the major versions match and VersionNumber is not lower than
+// HeaderVersionNumber.
+func VersionNumber() uint32 {
+	return uint32(C.fstore_version_number())
+}
+
 // LockKey is the advisory lock key of symbol, as libfstore computes it: the
 // first 8 bytes of SHA-256 over its UTF-8 bytes as a big-endian signed 64-bit
 // integer. Programs outside libfstore that lock the same symbols (for

@@ -166,3 +166,33 @@ func wantError(t *testing.T, err error, sentinel error, contains string) {
 		t.Fatalf("error %q does not say %q", err, contains)
 	}
 }
+
+// postgresOptions are the options of a store on the test PostgreSQL server
+// (FSTORE_TEST_PG_DSN, which run_tests.sh always sets) in a schema of this
+// run's own; the test is skipped without a server.
+func postgresOptions(t *testing.T, schema string) []fstore.Option {
+	t.Helper()
+	dsn := os.Getenv("FSTORE_TEST_PG_DSN")
+	if dsn == "" {
+		t.Skip("set FSTORE_TEST_PG_DSN to a PostgreSQL server (run_tests.sh starts one)")
+	}
+	// New to this process, so that a rerun starts empty; run_tests.sh drops
+	// the schemas that start with its prefix.
+	prefix := os.Getenv("FSTORE_TEST_PG_SCHEMA")
+	if prefix == "" {
+		prefix = "go_test"
+	}
+	return []fstore.Option{
+		fstore.WithOption("manifest", "postgres"),
+		fstore.WithOption("postgres.dsn", dsn),
+		fstore.WithOption("postgres.schema", fmt.Sprintf("%s_%d_%s", prefix, os.Getpid(), schema)),
+	}
+}
+
+// clearPostgresEnv hides the PostgreSQL settings the library would read
+// from the environment, so that only a test's options name a server.
+func clearPostgresEnv(t *testing.T) {
+	for _, name := range []string{"PG_MANIFEST_DSN", "PG_HOST", "PG_PORT", "PG_DATABASE", "PG_USER", "PG_PASSWORD"} {
+		t.Setenv(name, "")
+	}
+}

@@ -90,3 +90,24 @@ func day(what string, t time.Time) (int32, error) {
 	}
 	return int32(days), nil
 }
+
+// Canonical validates k as the library does and returns what identifies its
+// entry: the canonical form of its config (RFC 8785 JSON, so that
+// {"b":2,"a":1.0} gives {"a":1,"b":2}) and its entry id, 64 hex digits. Two
+// keys name the same entry exactly when their entry ids are equal: compare
+// or hash keys by it, not by their fields.
+func (k Key) Canonical() (config, entryID string, err error) {
+	ckey, err := k.toC()
+	if err != nil {
+		return "", "", err
+	}
+	defer ckey.free()
+	var cconfig *C.char
+	var id [C.FSTORE_ENTRY_ID_SIZE]C.char
+	var cerr C.fstore_error
+	if status := C.fstore_key_canonical(&ckey.c, &cconfig, &id[0], &cerr); status != C.FSTORE_STATUS_OK {
+		return "", "", takeError(status, &cerr)
+	}
+	defer C.fstore_string_free(&cconfig)
+	return C.GoString(cconfig), C.GoString(&id[0]), nil
+}

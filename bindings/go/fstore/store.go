@@ -28,7 +28,9 @@ import (
 	"errors"
 	"runtime"
 	"runtime/cgo"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -110,43 +112,63 @@ func ceilMillis(d time.Duration) int64 {
 // store (ErrInvalidState) and closes safely under calls in flight, so the
 // handle needs no lock here.
 type Store struct {
-	ptr     *C.fstore_store // never changes: close leaves the handle answering
-	cleanup runtime.Cleanup
+	ptr      *C.fstore_store // never changes: close leaves the handle answering
+	cleanup  runtime.Cleanup
+	warnings []string
 }
 
 // Open opens (creating if needed) the store that opts describe.
 func Open(opts ...Option) (*Store, error) {
+	options, err := newOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	defer C.fstore_options_free(&options)
+	var ptr *C.fstore_store
+	var cerr C.fstore_error
+	if status := C.fstore_store_open(options, &ptr, &cerr); status != C.FSTORE_STATUS_OK {
+		return nil, takeError(status, &cerr)
+	}
+	// The warnings are fixed at open and the library's copy lives only as
+	// long as the handle: copy them now, so that no call races a Close.
+	s := &Store{ptr: ptr, warnings: splitLines(C.fstore_store_warnings(ptr))}
+	s.cleanup = runtime.AddCleanup(s, func(p *C.fstore_store) { C.fstore_store_close(&p) }, ptr)
+	return s, nil
+}
+
+// newOptions is the library's options set from opts (each value checked
+// there). The caller frees it with fstore_options_free.
+func newOptions(opts []Option) (*C.fstore_options, error) {
 	var settings openSettings
 	for _, opt := range opts {
 		opt(&settings)
 	}
 	options := C.fstore_options_new()
-	defer C.fstore_options_free(&options)
-	var cerr C.fstore_error
 	for i, name := range settings.names {
-		cname, err := cString("option name", name)
-		if err != nil {
+		if err := setOption(options, name, settings.values[i]); err != nil {
+			C.fstore_options_free(&options)
 			return nil, err
 		}
-		cvalue, err := cString("option "+name, settings.values[i])
-		if err != nil {
-			C.free(unsafe.Pointer(cname))
-			return nil, err
-		}
-		status := C.fstore_options_set(options, cname, cvalue, &cerr)
-		C.free(unsafe.Pointer(cname))
-		C.free(unsafe.Pointer(cvalue))
-		if status != C.FSTORE_STATUS_OK {
-			return nil, takeError(status, &cerr)
-		}
 	}
-	var ptr *C.fstore_store
-	if status := C.fstore_store_open(options, &ptr, &cerr); status != C.FSTORE_STATUS_OK {
-		return nil, takeError(status, &cerr)
+	return options, nil
+}
+
+func setOption(options *C.fstore_options, name, value string) error {
+	cname, err := cString("option name", name)
+	if err != nil {
+		return err
 	}
-	s := &Store{ptr: ptr}
-	s.cleanup = runtime.AddCleanup(s, func(p *C.fstore_store) { C.fstore_store_close(&p) }, ptr)
-	return s, nil
+	defer C.free(unsafe.Pointer(cname))
+	cvalue, err := cString("option "+name, value)
+	if err != nil {
+		return err
+	}
+	defer C.free(unsafe.Pointer(cvalue))
+	var cerr C.fstore_error
+	if status := C.fstore_options_set(options, cname, cvalue, &cerr); status != C.FSTORE_STATUS_OK {
+		return takeError(status, &cerr)
+	}
+	return nil
 }
 
 // handle is the C handle for one call. The caller keeps s alive until the
@@ -610,6 +632,22 @@ func (s *Store) Entries() (array.RecordReader, error) {
 	return importStream(out)
 }
 
+// Summary returns the cache's inventory, one row per feature set and
+// symbol: feature_set, symbol (utf8), entries, rows, bytes (uint64), oldest,
+// newest (timestamp[us, UTC], when entries were created). The caller
+// releases the reader.
+func (s *Store) Summary() (array.RecordReader, error) {
+	defer runtime.KeepAlive(s)
+	store := s.handle()
+	out := newStream()
+	defer C.free(unsafe.Pointer(out))
+	var cerr C.fstore_error
+	if status := C.fstore_store_summary(store, out, &cerr); status != C.FSTORE_STATUS_OK {
+		return nil, takeError(status, &cerr)
+	}
+	return importStream(out)
+}
+
 // Flush waits until the manifest records every entry published so far and
 // reports a manifest failure since the last flush.
 func (s *Store) Flush() error {
@@ -622,9 +660,26 @@ func (s *Store) Flush() error {
 	return nil
 }
 
-// ManifestBackend names the manifest backend in use ("duckdb"); "" once
-// the store is closed.
+// ManifestBackend names the manifest backend in use ("postgres" or
+// "duckdb"); "" once the store is closed.
 func (s *Store) ManifestBackend() string {
 	defer runtime.KeepAlive(s)
 	return C.GoString(C.fstore_store_manifest_backend(s.handle())) // NULL once closed
+}
+
+// Warnings are what the library warned about while opening the store, one
+// line each, such as a fallback from PostgreSQL to the embedded manifest
+// (manifest=auto with an unreachable server) and why; nil when there were
+// none. They are also logged (see SetLogger) when the log level lets them
+// through. They stay readable after Close.
+func (s *Store) Warnings() []string {
+	return slices.Clone(s.warnings)
+}
+
+// splitLines copies the library's newline-separated text (NULL: none).
+func splitLines(text *C.char) []string {
+	if text == nil {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(C.GoString(text), "\n"), "\n")
 }

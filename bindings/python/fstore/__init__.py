@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from ctypes import byref, c_int64
 
+from ._admin import LockStats, MaintainReport, MigrationReport, PoolStats, migrate_manifest, migrate_schema
 from ._arrow import ArrowStream
 from ._errors import (
     CallbackFailed,
@@ -53,6 +54,8 @@ _lib()
 from . import _log  # noqa: E402
 
 _log.install()
+set_log_level = _log.set_level
+from .feature_store import FeatureStore  # noqa: E402
 
 __all__ = [
     "ArrowStream",
@@ -69,11 +72,16 @@ __all__ = [
     "InvalidData",
     "InvalidState",
     "IoError",
+    "FeatureStore",
     "Key",
     "LibraryNotFound",
+    "LockStats",
+    "MaintainReport",
+    "MigrationReport",
     "MissingEntry",
     "NotFound",
     "PermissionDenied",
+    "PoolStats",
     "Scan",
     "Stats",
     "Status",
@@ -84,6 +92,9 @@ __all__ = [
     "library_version",
     "__version__",
     "lock_key",
+    "migrate_manifest",
+    "migrate_schema",
+    "set_log_level",
     "status_name",
 ]
 

@@ -116,6 +116,45 @@ class FstoreStats(Structure):
     ]
 
 
+class FstorePoolStats(Structure):
+    """`fstore_pool_stats`."""
+
+    _fields_ = [("size", c_uint32), ("idle", c_uint32), ("in_use", c_uint32), ("waits", c_uint64)]
+
+
+class FstoreLockStats(Structure):
+    """`fstore_lock_stats`."""
+
+    _fields_ = [("held", c_uint64), ("waiting", c_uint64)]
+
+
+class FstoreMaintainOptions(Structure):
+    """`fstore_maintain_options`."""
+
+    _fields_ = [("max_age_ms", c_int64), ("grace_ms", c_int64), ("dry_run", c_bool)]
+
+
+class FstoreMaintainReport(Structure):
+    """`fstore_maintain_report`."""
+
+    _fields_ = [
+        ("expired_entries", c_uint64),
+        ("rows_without_file", c_uint64),
+        ("corrupt_files", c_uint64),
+        ("temp_files", c_uint64),
+        ("bytes_freed", c_uint64),
+        ("reindexed_files", c_uint64),
+        ("invalid_rows", c_uint64),
+        ("lock_files", c_uint64),
+    ]
+
+
+class FstoreMigrationReport(Structure):
+    """`fstore_migration_report`."""
+
+    _fields_ = [("rows_read", c_uint64), ("inserted", c_uint64), ("already_present", c_uint64)]
+
+
 # fstore_compute_fn(userdata, key, out, error) -> fstore_status
 COMPUTE_FN = CFUNCTYPE(c_uint32, c_void_p, POINTER(FstoreKey), c_void_p, c_void_p)
 # fstore_log_fn: (userdata, level, message)
@@ -157,6 +196,17 @@ _SIGNATURES = {
     "fstore_store_flush": (c_uint32, [c_void_p, _ERR]),
     "fstore_store_manifest_backend": (c_char_p, [c_void_p]),
     "fstore_store_metrics": (c_uint32, [c_void_p, POINTER(c_void_p), _ERR]),
+    "fstore_store_warnings": (c_char_p, [c_void_p]),
+    "fstore_store_pool_stats": (c_uint32, [c_void_p, POINTER(FstorePoolStats), c_size_t, _ERR]),
+    "fstore_store_lock_stats": (c_uint32, [c_void_p, POINTER(FstoreLockStats), c_size_t, _ERR]),
+    "fstore_store_summary": (c_uint32, [c_void_p, _STREAM, _ERR]),
+    "fstore_store_maintain": (
+        c_uint32,
+        [c_void_p, POINTER(FstoreMaintainOptions), c_size_t, POINTER(FstoreMaintainReport), c_size_t, _ERR],
+    ),
+    "fstore_migrate_schema": (c_uint32, [c_void_p, _ERR]),
+    "fstore_migrate_manifest": (c_uint32, [c_void_p, POINTER(FstoreMigrationReport), c_size_t, _ERR]),
+    "fstore_log_set_level": (c_uint32, [c_uint32, _ERR]),
     "fstore_log_set_callback": (None, [LOG_FN, c_void_p]),
     "fstore_result_new": (c_uint32, [_STREAM, POINTER(c_void_p), _ERR]),
     "fstore_result_export": (c_uint32, [c_void_p, c_void_p, _ERR]),

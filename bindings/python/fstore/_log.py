@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import atexit
 import logging
+from ctypes import byref
 
-from ._lib import LOG_FN, lib
+from ._errors import check
+from ._lib import LOG_FN, FstoreError, lib
 
 logger = logging.getLogger("fstore")
 
@@ -34,3 +36,17 @@ def _stop() -> None:
 def install() -> None:
     lib().fstore_log_set_callback(_callback, None)
     atexit.register(_stop)
+
+
+# fstore_log_level values by the names FSTORE_LOG takes.
+LEVELS = {"off": 0, "error": 1, "warn": 2, "info": 3, "debug": 4, "trace": 5}
+
+
+def set_level(level: str) -> None:
+    """Which of the library's lines are emitted at all: "off", "error",
+    "warn", "info", "debug" or "trace" (as FSTORE_LOG; default "warn"). The
+    "fstore" logger's own level then filters what it receives."""
+    if level not in LEVELS:
+        raise ValueError(f"log level must be one of {', '.join(LEVELS)}, not {level!r}")
+    err = FstoreError()
+    check(lib().fstore_log_set_level(LEVELS[level], byref(err)), err)

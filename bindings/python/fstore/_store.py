@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import datetime
 import itertools
-import math
 import os
 import queue
 import sys
@@ -14,10 +13,14 @@ from ctypes import byref, c_bool, c_char_p, c_void_p
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Optional, Protocol
 
+from . import _admin
+from ._admin import LockStats, MaintainReport, PoolStats
 from ._arrow import ArrowStream, move_stream_into, stream_capsule_of
+from ._duration import to_ms
 from ._errors import Error, InvalidArgument, InvalidState, Status, check, take_error
 from . import _scan
 from ._key import Key, encode_text
+from ._options import c_options
 from ._scan import Scan
 from ._lib import (
     COMPUTE_FN,
@@ -144,26 +147,7 @@ def _new_request(columns: Optional[Iterable[str]], timeout: Any) -> int:
 
 
 def _timeout_ms(timeout: Any) -> int:
-    seconds = timeout.total_seconds() if isinstance(timeout, datetime.timedelta) else timeout
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise TypeError(f"timeout must be a number of seconds or a datetime.timedelta, not {type(timeout).__name__}")
-    if math.isnan(seconds) or seconds < 0:
-        raise InvalidArgument(
-            Status.INVALID_ARGUMENT, f"timeout must be >= 0 seconds (None uses the store's wait.timeout_ms), not {timeout!r}"
-        )
-    if math.isinf(seconds):
-        return 2**62
-    return min(math.ceil(seconds * 1000), 2**62)
-
-
-def _option_text(name: str, value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, os.PathLike):
-        return os.fsdecode(os.fspath(value))
-    if isinstance(value, (str, int)):
-        return str(value)
-    raise TypeError(f"option {name!r}: expected a str, int, bool or path, not {type(value).__name__}")
+    return to_ms(timeout, "timeout", " (None uses the store's wait.timeout_ms)")
 
 
 def _c_key(key: Key) -> FstoreKey:
@@ -443,29 +427,11 @@ class Store:
         self._handle: Optional[int] = None
         self._closed = False
         self._pid = os.getpid()
-        settings: list[tuple[str, Any]] = []
-        if cache_dir is not None:
-            settings.append(("cache_dir", cache_dir))
-        if options:
-            if cache_dir is not None and "cache_dir" in options:
-                raise TypeError("cache_dir is given both as an argument and in options")
-            settings.extend(options.items())
-        L = lib()
-        opts = L.fstore_options_new()
-        if not opts:
-            raise MemoryError("fstore_options_new failed")
-        err = FstoreError()
-        try:
-            for name, value in settings:
-                if not isinstance(name, str):
-                    raise TypeError(f"option names must be str, not {type(name).__name__}")
-                text = encode_text(_option_text(name, value), f"option {name!r}")
-                check(L.fstore_options_set(opts, encode_text(name, "option name"), text, byref(err)), err)
+        with c_options(cache_dir, options) as opts:
             handle = c_void_p()
-            check(L.fstore_store_open(opts, byref(handle), byref(err)), err)
+            err = FstoreError()
+            check(lib().fstore_store_open(opts, byref(handle), byref(err)), err)
             self._handle = handle.value
-        finally:
-            L.fstore_options_free(byref(c_void_p(opts)))
 
     # Lifetime: the library answers for the handle. Calls pass its value
     # without any bookkeeping here: one racing with close(), or made after
@@ -715,9 +681,44 @@ class Store:
 
     @property
     def manifest_backend(self) -> str:
-        """The manifest backend in use, e.g. "duckdb"."""
+        """The manifest backend in use: "postgres" or "duckdb"."""
         name = lib().fstore_store_manifest_backend(self._handle)
         return name.decode("utf-8") if name else ""
+
+    @property
+    def warnings(self) -> list[str]:
+        """Warnings from opening the store, one per line: such as a fallback
+        from PostgreSQL to the embedded manifest, and why. Each was also
+        logged to the "fstore" logger."""
+        return _admin.warnings(self._handle)
+
+    def pool_stats(self) -> Optional[PoolStats]:
+        """The PostgreSQL connection pool's figures; None when the store
+        does not use PostgreSQL."""
+        return _admin.pool_stats(self._handle)
+
+    def lock_stats(self) -> Optional[LockStats]:
+        """The advisory locks held and waited for in the manifest's database
+        (from pg_locks); None when the store does not use PostgreSQL."""
+        return _admin.lock_stats(self._handle)
+
+    def summary(self) -> ArrowStream:
+        """Entries, rows, bytes and age per feature set and symbol: columns
+        feature_set, symbol, entries, rows, bytes, oldest, newest."""
+        return _admin.summary(self._handle)
+
+    def maintain(
+        self,
+        max_age: Optional[float | datetime.timedelta] = None,
+        grace: float | datetime.timedelta = datetime.timedelta(hours=1),
+        dry_run: bool = False,
+    ) -> MaintainReport:
+        """Removes entries created more than `max_age` ago (seconds or a
+        timedelta; None keeps them all), manifest rows whose file is gone,
+        entry files that fail verification, stale temporary and lock files,
+        and re-indexes verified files whose row is missing; nothing modified
+        within `grace` is touched. `dry_run` counts without changing anything."""
+        return _admin.maintain(self._handle, max_age, grace, dry_run)
 
 
 def _close_handle(handle: Optional[int]) -> None:

@@ -49,6 +49,10 @@ pub enum Command {
         /// Only count what would be removed.
         #[arg(long)]
         dry_run: bool,
+        /// Also re-read every listed entry and remove those that fail
+        /// verification (reads the whole cache).
+        #[arg(long)]
+        verify: bool,
     },
     /// Re-read every entry against its checksums and report the bad ones
     /// (exits non-zero when there is any).

@@ -63,7 +63,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Show(key) => with_store(options, |s| entries::show(s, &key, json)),
         Command::Get { key, output, format } => with_store(options, |s| entries::get(s, &key, &output, format, json)),
         Command::Invalidate(key) => with_store(options, |s| entries::invalidate(s, &key, json)),
-        Command::Gc { max_age, grace, dry_run } => with_store(options, |s| upkeep::gc(s, max_age, grace, dry_run, json)),
+        Command::Gc { max_age, grace, dry_run, verify } => with_store(options, |s| upkeep::gc(s, max_age, grace, dry_run, verify, json)),
         Command::Verify => with_store(options, |s| upkeep::verify(s, json)),
         Command::Locks { symbols } => with_store(options, |s| postgres::locks(s, &symbols, json)),
         Command::Pool => with_store(options, |s| postgres::pool(s, json)),

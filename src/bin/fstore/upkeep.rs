@@ -9,9 +9,9 @@ use serde_json::json;
 use crate::dates::format_bytes;
 use crate::output::{bar, emit, fields, spinner, table};
 
-pub fn gc(store: &Store, max_age: Option<Duration>, grace: Duration, dry_run: bool, json: bool) -> Result<()> {
+pub fn gc(store: &Store, max_age: Option<Duration>, grace: Duration, dry_run: bool, verify: bool, json: bool) -> Result<()> {
     let progress = spinner(if dry_run { "counting what gc would remove" } else { "collecting garbage" });
-    let report = store.maintain(&MaintainOptions { max_age, grace, dry_run });
+    let report = store.maintain(&MaintainOptions { max_age, grace, dry_run, verify });
     progress.finish_and_clear();
     let r = report?;
     let value = json!({
@@ -71,7 +71,7 @@ pub fn verify(store: &Store, json: bool) -> Result<()> {
         Err(Error::new(
             Status::Corrupt,
             format!(
-                "{} bad entries among {} files checked (`fstore gc` removes corrupt files; workers recompute them)",
+                "{} bad entries among {} files checked (`fstore gc --verify` removes them; a worker recomputes one it meets)",
                 r.bad.len(),
                 r.checked
             ),
