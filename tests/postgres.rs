@@ -379,12 +379,12 @@ fn maintenance_expires_and_repairs_but_spares_young_files() {
     assert_eq!((r.rows_without_file, r.expired_entries, r.corrupt_files, r.temp_files), (1, 0, 0, 0), "{r:?}");
     assert!(orphan.exists());
 
-    let dry = MaintainOptions { max_age: None, grace: Duration::ZERO, dry_run: true };
+    let dry = MaintainOptions { max_age: None, grace: Duration::ZERO, dry_run: true, ..Default::default() };
     let r = store.maintain(&dry).unwrap();
     assert_eq!((r.corrupt_files, r.temp_files, r.reindexed_files), (1, 1, 0), "{r:?}");
     assert!(orphan.exists(), "a dry run removes nothing");
 
-    let r = store.maintain(&MaintainOptions { max_age: Some(Duration::ZERO), grace: Duration::ZERO, dry_run: false }).unwrap();
+    let r = store.maintain(&MaintainOptions { max_age: Some(Duration::ZERO), grace: Duration::ZERO, dry_run: false, ..Default::default() }).unwrap();
     assert_eq!((r.expired_entries, r.corrupt_files, r.temp_files), (3, 1, 1), "{r:?}");
     assert!(!orphan.exists());
     assert!(store.manifest_rows().unwrap().is_empty());

@@ -103,25 +103,22 @@ def warnings(handle: Optional[int]) -> list[str]:
 
 
 def pool_stats(handle: Optional[int]) -> Optional[PoolStats]:
-    raw = FstorePoolStats()
-    err = FstoreError()
-    status = lib().fstore_store_pool_stats(handle, byref(raw), ctypes.sizeof(raw), byref(err))
-    if status == STATUS_NOT_FOUND:
-        lib().fstore_error_release(byref(err))
-        return None
-    check(status, err)
-    return _convert(raw, PoolStats)
+    return _postgres_figures(lib().fstore_store_pool_stats, handle, FstorePoolStats(), PoolStats)
 
 
 def lock_stats(handle: Optional[int]) -> Optional[LockStats]:
-    raw = FstoreLockStats()
+    return _postgres_figures(lib().fstore_store_lock_stats, handle, FstoreLockStats(), LockStats)
+
+
+def _postgres_figures(call: Any, handle: Optional[int], raw: Structure, report: type[_Report]) -> Optional[_Report]:
+    """Figures only a PostgreSQL store has: None for NOT_FOUND (embedded)."""
     err = FstoreError()
-    status = lib().fstore_store_lock_stats(handle, byref(raw), ctypes.sizeof(raw), byref(err))
+    status = call(handle, byref(raw), ctypes.sizeof(raw), byref(err))
     if status == STATUS_NOT_FOUND:
         lib().fstore_error_release(byref(err))
         return None
     check(status, err)
-    return _convert(raw, LockStats)
+    return _convert(raw, report)
 
 
 def summary(handle: Optional[int]) -> ArrowStream:
