@@ -667,13 +667,16 @@ inline void log_trampoline(void* userdata, fstore_log_level level, const char* m
 /// not per call.
 inline void set_log_handler(LogHandler handler) {
   static std::mutex setting;  // keeps two setters from interleaving their C calls
+  // Every handler ever set, kept until exit (see above); the list itself is
+  // never destroyed, so a line logged during static destruction is safe.
+  static auto* kept = new std::vector<std::unique_ptr<LogHandler>>();
   std::lock_guard<std::mutex> guard(setting);
   if (!handler) {
     fstore_log_set_callback(nullptr, nullptr);
     return;
   }
-  auto* kept = new LogHandler(std::move(handler));  // deliberately never freed (see above)
-  fstore_log_set_callback(&detail::log_trampoline, kept);
+  kept->push_back(std::make_unique<LogHandler>(std::move(handler)));
+  fstore_log_set_callback(&detail::log_trampoline, kept->back().get());
 }
 
 /// Logs only lines at `level` or more severe (LogLevel::off: none). The
