@@ -388,7 +388,31 @@ fn child_open_from_the_environment() {
 
 fn open_in_child(env: &[(&str, &str)], configure: impl FnOnce(&mut std::process::Command)) -> String {
     let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let mut command = child_command("child_open_from_the_environment", &env, &[]);
+    open_in(child_command("child_open_from_the_environment", &env, &[]), &env, configure)
+}
+
+/// As `open_in_child`, running `exe` (a copy of this test binary) instead:
+/// for a child of another user, who may not reach the build directory
+/// (`~/.cache` is private to root).
+fn open_in_child_running(exe: &Path, env: &[(&str, &str)], configure: impl FnOnce(&mut std::process::Command)) -> String {
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let base = child_command("child_open_from_the_environment", &env, &[]);
+    let mut command = std::process::Command::new(exe);
+    command.args(base.get_args());
+    for (name, value) in base.get_envs() {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    open_in(command, &env, configure)
+}
+
+fn open_in(
+    mut command: std::process::Command,
+    env: &[(String, String)],
+    configure: impl FnOnce(&mut std::process::Command),
+) -> String {
     // Only what `env` says, whatever this process's environment holds.
     command.stdin(Stdio::null()).env_remove("FSTORE_CACHE_GROUP").envs(env.iter().map(|(k, v)| (k, v)));
     configure(&mut command);
@@ -428,7 +452,12 @@ fn a_process_outside_the_group_is_refused() {
     let cache = make_dir(&scratch.path().join("cache"), 0o700);
     chown(&cache, Some(NOBODY), Some(NOBODY));
     let group = if name == "nogroup" { "users" } else { name.as_str() };
-    let line = open_in_child(&[("FSTORE_CACHE_DIR", cache.to_str().unwrap()), ("FSTORE_CACHE_GROUP", group)], |c| {
+    let exe = scratch.path().join("test-binary");
+    fs::hard_link(std::env::current_exe().unwrap(), &exe)
+        .or_else(|_| fs::copy(std::env::current_exe().unwrap(), &exe).map(drop))
+        .unwrap();
+    let env = [("FSTORE_CACHE_DIR", cache.to_str().unwrap()), ("FSTORE_CACHE_GROUP", group)];
+    let line = open_in_child_running(&exe, &env, |c| {
         use std::os::unix::process::CommandExt;
         c.uid(NOBODY).gid(NOBODY).env("HOME", "/nonexistent");
     });
