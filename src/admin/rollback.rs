@@ -18,11 +18,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::binding::{self, Binding};
+use crate::cache_dir::CacheDir;
 use crate::error::{Error, Result};
 use crate::manifest::{restore_duckdb_for_rollback, Backend, Manifest, ManifestRow, PostgresManifest, DUCKDB_FILE};
 use crate::options::Options;
 use crate::pg::{resolve_config, PgPool};
-use crate::cache_dir::CacheDir;
 use crate::storage::Storage;
 
 use super::verify::entry_files;

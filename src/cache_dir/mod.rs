@@ -103,7 +103,7 @@ fn warn_once_if_readable(dir: &Path, group: Option<&Group>) {
     if exposed == 0 {
         return;
     }
-    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    let mut warned = crate::sync::lock(&WARNED);
     if warned.get_or_insert_with(HashSet::new).insert(dir.to_path_buf()) {
         log::warn!(
             "libfstore: cache directory {} has mode {:04o}: other users can read its entries. `{fix}` makes it \
