@@ -709,7 +709,11 @@ fn build_column(spec: &HostileColumn) -> ArrayData {
     };
     let variable = |large: bool, data_type: DataType, r: &mut Bytes| {
         let offsets = r.offsets(slots);
-        let size = offsets.last().copied().unwrap().max(0) as usize + r.below(3);
+        // Values for the largest offset, not the last: a tamper that
+        // shortens the array makes an earlier offset the last, and the
+        // buffers must stay honestly sized (no consumer can detect a values
+        // buffer smaller than its offsets say).
+        let size = offsets.iter().copied().max().unwrap().max(0) as usize + r.below(3);
         let offsets = if large {
             Buffer::from_vec(offsets)
         } else {
